@@ -6,8 +6,13 @@ import (
 	"os"
 
 	"github.com/proxyline/proxyline/internal/cli"
+	"github.com/proxyline/proxyline/internal/supervise"
 )
 
 func main() {
+	// Re-executed as a task's PID 1 (internal/supervise): run the tiny init, nothing else.
+	if code, ok := supervise.MaybeInit(); ok {
+		os.Exit(code)
+	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -2,12 +2,112 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/proxyline/proxyline/internal/lab"
 )
 
-// labCommand is a placeholder until the owner of this subcommand writes it.
+// labOptions are the flags of `proxyline lab`: the lab's Config, one flag per count.
+type labOptions struct {
+	cfg lab.Config
+}
+
+// Validate reports the first invalid option.
+func (o labOptions) Validate() error {
+	if err := o.cfg.Validate(); err != nil {
+		return usageError("%v", err)
+	}
+	return nil
+}
+
 func labCommand() command {
-	return command{name: "lab", summary: "(not yet built)", run: func(ctx context.Context, env *Env, args []string) error {
-		return errors.New("lab: not built yet")
-	}}
+	return command{
+		name:    "lab",
+		summary: "run a loopback proxy farm with a judge, for tests, demos and benchmarks",
+		run:     runLab,
+	}
+}
+
+func runLab(ctx context.Context, env *Env, args []string) error {
+	var o labOptions
+	fs := newFlagSet("lab", "[flags]",
+		"Run a farm of proxies on 127.0.0.2 and up (HTTP, HTTPS, SOCKS4/4a/5; live, refusing,\n"+
+			"hanging, slow, lying, altering) with a judge, until SIGINT/SIGTERM. Nothing leaves the\n"+
+			"machine. With no count flags, 5 of each kind. Logs one line \"lab ready\" when serving.\n"+
+			"Without --dir the candidates are printed to stdout; with it, the dir gets\n"+
+			"candidates.txt, truth.jsonl, ca.pem and judge.txt (see docs/lab.md).")
+	c := &o.cfg
+	counts := []struct {
+		p    *int
+		name string
+		help string
+	}{
+		{&c.HTTP, "http", "live elite HTTP proxies"},
+		{&c.HTTPAuth, "http-auth", "live elite HTTP proxies with Basic credentials"},
+		{&c.HTTPS, "https", "live elite HTTP proxies reached over TLS (lab CA)"},
+		{&c.SOCKS4, "socks4", "live SOCKS4 proxies"},
+		{&c.SOCKS4A, "socks4a", "live SOCKS4a proxies"},
+		{&c.SOCKS5, "socks5", "live SOCKS5 proxies"},
+		{&c.SOCKS5Auth, "socks5-auth", "live SOCKS5 proxies with user/password"},
+		{&c.Transparent, "transparent", "live HTTP proxies that reveal the client (X-Forwarded-For)"},
+		{&c.Anonymous, "anonymous", "live HTTP proxies that announce themselves (Via)"},
+		{&c.Refused, "refused", "addresses where nothing listens"},
+		{&c.Blackhole, "blackhole", "proxies that accept and never answer"},
+		{&c.Slow, "slow", "live HTTP proxies that answer after --slow-delay"},
+		{&c.Liar, "liar", "HTTP proxies answering with a forged judge page"},
+		{&c.Alter, "alter", "HTTP proxies that alter what they forward"},
+		{&c.Bare, "bare", "live HTTP/SOCKS5 proxies listed without scheme"},
+	}
+	for _, k := range counts {
+		fs.IntVar(k.p, k.name, 0, "`number` of "+k.help)
+	}
+	fs.DurationVar(&c.SlowDelay, "slow-delay", lab.DefaultSlowDelay, "how long slow proxies wait before answering")
+	fs.StringVar(&c.Dir, "dir", "", "`directory` to write candidates.txt, truth.jsonl, ca.pem and judge.txt into")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments: %v", fs.Args())
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	c.Log = env.Log
+	return serveLab(ctx, env, c)
+}
+
+// serveLab runs the lab until ctx is canceled. Stopping is quick (every connection is closed at
+// once), so the second signal needs no special handling.
+func serveLab(ctx context.Context, env *Env, cfg *lab.Config) error {
+	start := time.Now()
+	l, err := lab.Start(ctx, *cfg)
+	if err != nil {
+		return err
+	}
+	defer l.Stop()
+	if cfg.Dir == "" {
+		for _, p := range l.Candidates() {
+			if _, err := fmt.Fprintln(env.Stdout, p.String()); err != nil {
+				return fmt.Errorf("write candidates: %w", err)
+			}
+		}
+	}
+	attrs := []any{"judge", l.JudgeURL(), "judge_tls", l.JudgeTLSURL(), "candidates", len(l.Candidates()),
+		"took", time.Since(start).Round(time.Millisecond)}
+	if cfg.Dir != "" {
+		attrs = append(attrs, "dir", cfg.Dir)
+	}
+	counts := l.Counts()
+	for _, kind := range slices.Sorted(maps.Keys(counts)) {
+		attrs = append(attrs, kind, counts[kind])
+	}
+	env.Log.Info("lab ready", attrs...)
+	<-ctx.Done()
+	env.Log.Info("lab stopping")
+	l.Stop()
+	env.Log.Info("lab stopped")
+	return nil
 }

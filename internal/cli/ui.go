@@ -3,11 +3,89 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/proxyline/proxyline/internal/queue"
 )
 
-// uiCommand is a placeholder until the owner of this subcommand writes it.
+// uiOptions are the flags of proxyline ui.
+type uiOptions struct {
+	database string
+	listen   string
+}
+
+// Validate checks the flags.
+func (o *uiOptions) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: %w", o.listen, err))
+	}
+	if err := (queue.Config{Database: o.database}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--database: %w", err))
+	}
+	if len(errs) > 0 {
+		return usageError("%w", errors.Join(errs...))
+	}
+	return nil
+}
+
 func uiCommand() command {
-	return command{name: "ui", summary: "(not yet built)", run: func(ctx context.Context, env *Env, args []string) error {
-		return errors.New("ui: not built yet")
-	}}
+	return command{
+		name:    "ui",
+		summary: "serve River's web UI for the queue (loopback by default)",
+		run:     runUI,
+	}
+}
+
+func runUI(ctx context.Context, env *Env, args []string) error {
+	o := &uiOptions{}
+	fs := newFlagSet("ui", "[flags]",
+		"Serves River UI for the queue's jobs: states, arguments, errors, retry and cancel. It has no\n"+
+			"authentication: keep it on loopback or behind an authenticating proxy.")
+	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address to serve on")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments %q", fs.Args())
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	st, err := queue.Open(ctx, queue.Config{Database: o.database, Logger: env.Log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	uiCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h, err := st.UI(uiCtx, "")
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("ui: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	env.Log.Info("serving River UI", "url", "http://"+ln.Addr().String()+"/", "database", st.Name())
+	fmt.Fprintf(env.Stdout, "http://%s/\n", ln.Addr())
+	select {
+	case err := <-done:
+		return fmt.Errorf("ui: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	<-done
+	return nil
 }

@@ -2,12 +2,187 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/proxyline/proxyline/internal/check"
+	"github.com/proxyline/proxyline/internal/queue"
+	"github.com/proxyline/proxyline/internal/supervise"
+	"github.com/proxyline/proxyline/proxy"
 )
 
-// workerCommand is a placeholder until the owner of this subcommand writes it.
+// workerOptions are the flags of proxyline worker.
+type workerOptions struct {
+	database    string
+	concurrency int
+	parallel    int
+	exec        string
+	grace       time.Duration
+	timeout     time.Duration
+	jobTimeout  time.Duration
+	rescueAfter time.Duration
+}
+
+// Validate checks the flags.
+func (o *workerOptions) Validate() error {
+	var errs []error
+	if o.concurrency < 1 || o.concurrency > 10_000 {
+		errs = append(errs, fmt.Errorf("--concurrency %d: want 1-10000", o.concurrency))
+	}
+	if o.parallel < 1 || o.parallel > 10_000 {
+		errs = append(errs, fmt.Errorf("--parallel %d: want 1-10000", o.parallel))
+	}
+	if o.grace < 0 {
+		errs = append(errs, fmt.Errorf("--grace %s: must not be negative", o.grace))
+	}
+	if o.timeout < 0 {
+		errs = append(errs, fmt.Errorf("-t %s: must not be negative", o.timeout))
+	}
+	if o.jobTimeout < 0 || o.rescueAfter < 0 {
+		errs = append(errs, errors.New("--job-timeout and --rescue-after must not be negative"))
+	}
+	if err := (queue.Config{Database: o.database}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--database: %w", err))
+	}
+	if o.exec != "" {
+		errs = append(errs, errors.New("--exec: the exec backend is not available in this build yet"))
+	}
+	if len(errs) > 0 {
+		return usageError("%w", errors.Join(errs...))
+	}
+	return nil
+}
+
 func workerCommand() command {
-	return command{name: "worker", summary: "(not yet built)", run: func(ctx context.Context, env *Env, args []string) error {
-		return errors.New("worker: not built yet")
-	}}
+	return command{
+		name:    "worker",
+		summary: "take check jobs from the queue and put the results in the pool",
+		run:     runWorker,
+	}
+}
+
+func runWorker(ctx context.Context, env *Env, args []string) error {
+	o := &workerOptions{}
+	fs := newFlagSet("worker", "[flags]",
+		"Takes check jobs from the queue and writes their results to the pool. The first SIGTERM or\n"+
+			"SIGINT stops taking jobs and lets running ones finish within --grace, then hands the rest\n"+
+			"back to the queue; a second one stops at once. Exits 0 after a clean drain.")
+	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
+	fs.IntVar(&o.concurrency, "concurrency", 2, "jobs (chunks) worked at once")
+	fs.IntVar(&o.parallel, "parallel", 64, "proxies of one job checked at once")
+	fs.StringVar(&o.exec, "exec", "", "external checker command template, run under supervision per chunk (default: in-process checker)")
+	fs.DurationVar(&o.grace, "grace", 10*time.Second, "time running jobs get to finish after the first signal")
+	fs.DurationVar(&o.timeout, "t", 0, "check timeout for jobs that carry none (default 10s)")
+	fs.DurationVar(&o.jobTimeout, "job-timeout", 0, "time one job may take (default 5m)")
+	fs.DurationVar(&o.rescueAfter, "rescue-after", 0, "hand back jobs running longer than this, from any machine (default job timeout + 1m)")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments %q", fs.Args())
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+
+	// Become a supervisor (subreaper, start-up sweep) before taking any job.
+	sup, err := supervise.New(supervise.Config{Name: "worker", Log: env.Log})
+	if err != nil {
+		return fmt.Errorf("supervisor: %w", err)
+	}
+	if err := sup.Start(ctx); err != nil {
+		return fmt.Errorf("start supervisor: %w", err)
+	}
+	defer sup.Stop()
+
+	st, err := queue.Open(ctx, queue.Config{Database: o.database, Logger: env.Log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	w, err := st.NewWorker(queue.WorkerConfig{
+		NewChecker:           inProcessChecker(o, env),
+		ParseProxy:           proxy.Parse,
+		Concurrency:          o.concurrency,
+		Grace:                o.grace,
+		Backend:              "inprocess",
+		Layers:               layerNames(sup.Layers()),
+		JobTimeout:           o.jobTimeout,
+		RescueStuckJobsAfter: o.rescueAfter,
+		Logger:               env.Log,
+	})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-w.Stopped():
+		return errors.Join(errors.New("worker stopped on its own"), w.Stop())
+	}
+	go func() {
+		select {
+		case <-env.Force:
+			w.Abort()
+		case <-w.Stopped():
+		}
+	}()
+	return w.Stop()
+}
+
+// inProcessChecker builds check.Checkers for the jobs' options.
+func inProcessChecker(o *workerOptions, env *Env) queue.NewChecker {
+	return func(ctx context.Context, jo queue.CheckOptions) (queue.Checker, error) {
+		opts := check.Options{Judge: jo.Judge, JudgeStatus: jo.ExpectStatus, JudgeKeyword: jo.ExpectKeyword,
+			Timeout: jo.Timeout, Log: env.Log}
+		if opts.Timeout == 0 {
+			opts.Timeout = o.timeout
+		}
+		pem := jo.JudgeCAPEM
+		if jo.JudgeCAPath != "" {
+			b, err := os.ReadFile(jo.JudgeCAPath)
+			if err != nil {
+				return nil, fmt.Errorf("judge CA: %w", err)
+			}
+			pem = string(b)
+		}
+		if pem != "" {
+			roots, err := x509.SystemCertPool()
+			if err != nil || roots == nil {
+				roots = x509.NewCertPool()
+			}
+			if !roots.AppendCertsFromPEM([]byte(pem)) {
+				return nil, errors.New("judge CA: no certificate in the PEM")
+			}
+			opts.RootCAs = roots
+		}
+		c, err := check.New(opts)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Prepare(ctx); err != nil {
+			return nil, err
+		}
+		return queue.PerProxy(c.Check, o.parallel), nil
+	}
+}
+
+// layerNames lists the JSON names of the layers in force.
+func layerNames(l supervise.Layers) []string {
+	var out []string
+	v, t := reflect.ValueOf(l), reflect.TypeOf(l)
+	for i := range t.NumField() {
+		if v.Field(i).Bool() {
+			out = append(out, strings.Split(t.Field(i).Tag.Get("json"), ",")[0])
+		}
+	}
+	return out
 }

@@ -1,0 +1,202 @@
+package check
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/proxyline/proxyline/proxy"
+)
+
+// Checker checks proxies against one judge. It is safe for concurrent use: its fields are set
+// by New (and the judge's address by Prepare) and only read by checks; every check builds its own
+// dialer, connection, buffers and token.
+type Checker struct {
+	opts    Options
+	judge   *judge                     // read-only after New, except through the atomics below
+	realIP  atomic.Pointer[netip.Addr] // learned by Prepare when Options.RealIP is empty
+	judgeIP atomic.Pointer[netip.Addr] // the judge's IPv4 address for SOCKS4, resolved by Prepare
+	tls     *tls.Config                // for the judge; never mutated after New
+	bufs    sync.Pool                  // *buffers, reused between checks, never shared by two at once
+}
+
+// New returns a Checker for opts. It does no I/O; call Prepare before checking to learn our
+// address as the judge sees it (needed to detect transparent proxies) and to verify the judge.
+func New(opts Options) (*Checker, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("check options: %w", err)
+	}
+	opts = opts.withDefaults()
+	j, err := parseJudge(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Checker{opts: opts, judge: j}
+	if j.realIP.IsValid() {
+		ip := j.realIP
+		c.realIP.Store(&ip)
+	}
+	if j.ip.IsValid() {
+		ip := j.ip
+		c.judgeIP.Store(&ip)
+	}
+	c.tls = &tls.Config{ServerName: j.host, RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+	c.bufs.New = func() any { return newBuffers() }
+	return c, nil
+}
+
+// RealIP returns our address as the judge sees it, or "" when unknown.
+func (c *Checker) RealIP() string {
+	if ip := c.realIP.Load(); ip != nil {
+		return ip.String()
+	}
+	return ""
+}
+
+// Prepare makes a direct request (no proxy) to the judge: it verifies that the judge answers as
+// configured and learns our own address as the judge sees it, unless Options.RealIP gave it.
+// For a judge given by name it also resolves the judge's IPv4 address, which SOCKS4 needs.
+func (c *Checker) Prepare(ctx context.Context) error {
+	j := c.judge
+	if !j.ip.IsValid() {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", j.host)
+		if err == nil && len(ips) > 0 {
+			ip := ips[0].Unmap()
+			c.judgeIP.Store(&ip)
+		} else if err != nil {
+			c.opts.Log.Warn("judge has no IPv4 address; SOCKS4 proxies will fail", "judge", j.host, "err", err)
+		}
+	}
+	deadline := time.Now().Add(c.opts.Timeout)
+	a := c.newAttempt(ctx, proxy.Proxy{}, deadline)
+	defer a.release()
+	v, err := a.direct()
+	if err != nil {
+		return fmt.Errorf("prepare: judge %s: %w", c.opts.Judge, err)
+	}
+	if c.realIP.Load() != nil {
+		return nil
+	}
+	if v.exitIP == "" {
+		c.opts.Log.Warn("judge does not report our address; transparent proxies cannot be told from anonymous ones", "judge", c.opts.Judge)
+		return nil
+	}
+	ip, err := netip.ParseAddr(v.exitIP)
+	if err != nil {
+		return fmt.Errorf("prepare: judge %s reports remote_ip %q: %w", c.opts.Judge, trunc(v.exitIP), err)
+	}
+	ip = ip.Unmap()
+	c.realIP.Store(&ip)
+	c.opts.Log.Debug("judge ready", "judge", c.opts.Judge, "real_ip", ip)
+	return nil
+}
+
+// Check checks one proxy and returns its Result; it never fails otherwise. A proxy whose Scheme
+// is Unknown is probed: the protocols are tried in turn within the one timeout, and the Result's
+// Proxy carries the scheme that answered. Safe for concurrent use.
+func (c *Checker) Check(ctx context.Context, p proxy.Proxy) Result {
+	start := time.Now()
+	deadline := start.Add(c.opts.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	var r Result
+	if p.Scheme == proxy.Unknown {
+		r = c.probe(ctx, p, deadline)
+	} else {
+		r = c.checkAs(ctx, p, deadline)
+	}
+	r.CheckedAt = start
+	r.Total = time.Since(start)
+	return r
+}
+
+// CheckAll checks ps with at most concurrency checks at a time and calls emit with each Result,
+// from one goroutine at a time (the caller's). It returns when every started check has been
+// emitted. When ctx is canceled no new check starts; checks in flight end at once and are
+// emitted with Class Canceled; proxies never started are not emitted.
+func (c *Checker) CheckAll(ctx context.Context, ps []proxy.Proxy, concurrency int, emit func(Result)) {
+	n := min(max(concurrency, 1), len(ps))
+	if n == 0 {
+		return
+	}
+	results := make(chan Result, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= int64(len(ps)) {
+					return
+				}
+				results <- c.Check(ctx, ps[i])
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	for r := range results {
+		emit(r)
+	}
+}
+
+// checkAs checks p speaking p.Scheme.
+func (c *Checker) checkAs(ctx context.Context, p proxy.Proxy, deadline time.Time) Result {
+	a := c.newAttempt(ctx, p, deadline)
+	defer a.release()
+	r := Result{Proxy: p}
+	v, err := a.run()
+	r.Connect = a.connect
+	if err != nil {
+		r.Class = classOf(err)
+		r.Err = err.Error()
+		return r
+	}
+	r.Class = Alive
+	r.ExitIP = v.exitIP
+	r.Anonymity = v.anonymity
+	return r
+}
+
+// probe finds the protocol of a bare host:port. The order matters: every SOCKS server closes
+// at once on an HTTP request line, and a SOCKS4 server on a SOCKS5 greeting, while an HTTP
+// proxy would wait for the end of a line that a SOCKS greeting never sends. A refused port, a
+// timeout (the budget is spent) or any protocol-level answer ends the probe; only a reply in
+// the wrong protocol moves on. TLS-wrapped (https://) proxies are not probed: a TLS server
+// waits silently on a SOCKS greeting, so they must be given with their scheme.
+func (c *Checker) probe(ctx context.Context, p proxy.Proxy, deadline time.Time) Result {
+	var r Result
+	var connect time.Duration
+	for _, s := range c.probeOrder() {
+		p.Scheme = s
+		r = c.checkAs(ctx, p, deadline)
+		connect += r.Connect
+		if r.Class != BadResponse {
+			break
+		}
+	}
+	r.Connect = connect
+	switch r.Class {
+	case Refused, Timeout, Canceled, BadResponse:
+		// Nothing answered in a protocol we know: the scheme stays unknown.
+		r.Proxy.Scheme = proxy.Unknown
+	}
+	return r
+}
+
+// probeOrder is the order probe tries protocols in; SOCKS4a only when the judge has a name
+// (for an IP judge it is the same request as SOCKS4).
+func (c *Checker) probeOrder() []proxy.Scheme {
+	if c.judge.ip.IsValid() {
+		return []proxy.Scheme{proxy.HTTP, proxy.SOCKS5, proxy.SOCKS4}
+	}
+	return []proxy.Scheme{proxy.HTTP, proxy.SOCKS5, proxy.SOCKS4A}
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package cli
+
+// raceEnabled makes the integration tests build the binaries with -race too.
+const raceEnabled = true

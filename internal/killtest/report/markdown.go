@@ -1,0 +1,107 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// maxEvidence bounds the evidence lines printed per check (the JSON has all of them).
+const maxEvidence = 20
+
+// Markdown writes stress_test_results.md.
+func Markdown(w io.Writer, s Suite) error {
+	b := bufio.NewWriter(w)
+	p, f, u := s.Counts()
+	fmt.Fprintf(b, "# killtest results\n\n")
+	fmt.Fprintf(b, "## RESULT: %s\n\n", verdictWord(s.Verdict()))
+	fmt.Fprintf(b, "%d scenario runs: %d passed, %d failed, %d unknown. Exit code %d.\n\n", len(s.Scenarios), p, f, u, s.ExitCode())
+	fmt.Fprintf(b, "- Command: `%s`\n- Started: %s\n- Took: %s\n\n", s.Command, s.Started.UTC().Format("2006-01-02 15:04:05 UTC"), fmtDur(s.Finished.Sub(s.Started)))
+	fmt.Fprintf(b, "| scenario | run | seed | verdict | failed checks | took |\n| --- | --- | --- | --- | --- | --- |\n")
+	for _, sc := range s.Scenarios {
+		var failed []string
+		for _, c := range sc.Checks {
+			if c.Verdict != Pass {
+				failed = append(failed, c.Name+" "+verdictWord(c.Verdict))
+			}
+		}
+		fmt.Fprintf(b, "| %s | %d | %d | **%s** | %s | %s |\n", sc.Name, sc.Run, sc.Seed, verdictWord(sc.Verdict), strings.Join(failed, ", "), fmtDur(sc.Duration))
+	}
+	for _, sc := range s.Scenarios {
+		writeScenario(b, sc)
+	}
+	return b.Flush()
+}
+
+func writeScenario(b *bufio.Writer, sc Scenario) {
+	fmt.Fprintf(b, "\n## %s (run %d): %s\n\n", sc.Name, sc.Run, verdictWord(sc.Verdict))
+	if sc.Description != "" {
+		fmt.Fprintf(b, "%s\n\n", strings.TrimSpace(sc.Description))
+	}
+	fmt.Fprintf(b, "- File: `%s`\n- Seed: %d\n- Reproduce: `%s`\n- Took: %s\n", sc.File, sc.Seed, sc.Reproduce, fmtDur(sc.Duration))
+	if sc.LogsDir != "" {
+		fmt.Fprintf(b, "- Logs kept in: `%s`\n", sc.LogsDir)
+	}
+	for _, n := range sc.Notes {
+		fmt.Fprintf(b, "- Note: %s\n", n)
+	}
+	if sc.HarnessError != "" {
+		fmt.Fprintf(b, "\n**The harness could not judge:** %s\n", sc.HarnessError)
+	}
+	if sc.CleanupError != "" {
+		fmt.Fprintf(b, "\n**The harness could not clean up (exit 2):** %s\n", sc.CleanupError)
+	}
+	if len(sc.Checks) > 0 {
+		fmt.Fprintf(b, "\n| check | verdict | summary |\n| --- | --- | --- |\n")
+		for _, c := range sc.Checks {
+			fmt.Fprintf(b, "| %s | %s | %s |\n", c.Name, verdictWord(c.Verdict), strings.ReplaceAll(c.Summary, "|", "\\|"))
+		}
+	}
+	for _, c := range sc.Checks {
+		if c.Verdict == Pass || (len(c.Evidence) == 0 && len(c.Details) == 0) {
+			continue
+		}
+		fmt.Fprintf(b, "\n### %s: %s\n\n%s\n\n", c.Name, verdictWord(c.Verdict), c.Summary)
+		n := 0
+		for _, e := range c.Evidence {
+			if n == maxEvidence {
+				fmt.Fprintf(b, "- … %d more in the JSON report\n", len(c.Evidence)+len(c.Details)-n)
+				break
+			}
+			fmt.Fprintf(b, "- %s\n", evidenceLine(e))
+			n++
+		}
+		for _, d := range c.Details {
+			if n >= maxEvidence {
+				break
+			}
+			fmt.Fprintf(b, "- %s\n", d)
+			n++
+		}
+		for _, se := range c.Series {
+			fmt.Fprintf(b, "- %s (%s): `%s` %v\n", se.Name, se.Unit, Sparkline(se.Values, 60), se.Values)
+		}
+	}
+	if len(sc.Events) > 0 {
+		fmt.Fprintf(b, "\n### Timeline\n\n| t | event | what | detail |\n| --- | --- | --- | --- |\n")
+		for _, e := range sc.Events {
+			d := e.Detail
+			if len(e.PIDs) > 0 {
+				d = strings.TrimSpace(fmt.Sprintf("%s pids %v", d, e.PIDs))
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s |\n", fmtDur(e.At), e.Kind, e.Name, strings.ReplaceAll(d, "|", "\\|"))
+		}
+	}
+	if len(sc.Chart.T) > 0 {
+		lo, hi := minMax(sc.Chart.Procs)
+		fmt.Fprintf(b, "\n### Resources\n\n```\nprocesses %s  %.0f..%.0f\n", Sparkline(sc.Chart.Procs, 60), lo, hi)
+		if len(sc.Chart.UT) > 0 {
+			lo, hi = minMax(sc.Chart.RSS)
+			fmt.Fprintf(b, "rss       %s  %s..%s\n", Sparkline(sc.Chart.RSS, 60), fmtBytes(lo), fmtBytes(hi))
+			lo, hi = minMax(sc.Chart.FDs)
+			fmt.Fprintf(b, "fds       %s  %.0f..%.0f\n", Sparkline(sc.Chart.FDs, 60), lo, hi)
+		}
+		fmt.Fprintf(b, "```\n")
+	}
+}

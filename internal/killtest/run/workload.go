@@ -1,0 +1,151 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/proxyline/proxyline/internal/killtest/probe"
+	"github.com/proxyline/proxyline/internal/killtest/scenario"
+)
+
+// runWorkload runs the steps in order, Cycles times, marking "cycle-N" after each cycle when
+// there is more than one. Background steps are waited for at the end of the workload (up to
+// their timeout, then killed with their group).
+func (r *runner) runWorkload(ctx context.Context) {
+	cycles := max(r.sc.Workload.Cycles, 1)
+	type bg struct {
+		p    *proc
+		step scenario.Step
+		name string
+		end  time.Time
+	}
+	var background []bg
+	for cy := 1; cy <= cycles; cy++ {
+		for i, st := range r.sc.Workload.Steps {
+			name := st.Name
+			if name == "" {
+				name = fmt.Sprintf("step-%d", i+1)
+			}
+			if cycles > 1 {
+				name = fmt.Sprintf("%s#%d", name, cy)
+			}
+			if ctx.Err() != nil {
+				r.stepErr(name, fmt.Sprintf("not run: %v", ctx.Err()))
+				return
+			}
+			p, err := r.startProc(procSpec{name: name, argv: st.Command, sh: st.Sh, env: st.Env, dir: st.Dir,
+				logPath: filepath.Join(r.tmp, "logs", "workload.log")})
+			if err != nil {
+				r.stepErr(name, err.Error())
+				continue
+			}
+			timeout := st.Timeout.Or(scenario.DefaultStepTimeout)
+			r.event("step", name, "started", p.pid)
+			if st.Background {
+				background = append(background, bg{p, st, name, time.Now().Add(timeout)})
+				continue
+			}
+			r.finishStep(ctx, p, st, name, time.Now().Add(timeout))
+		}
+		if cycles > 1 {
+			m := fmt.Sprintf("cycle-%d", cy)
+			r.obs.Mark(m)
+			r.event("mark", m, "after workload cycle")
+		}
+	}
+	for _, b := range background {
+		r.finishStep(ctx, b.p, b.step, b.name, b.end)
+	}
+}
+
+// finishStep waits for a step until end, kills its group if it overruns, and checks its exit.
+func (r *runner) finishStep(ctx context.Context, p *proc, st scenario.Step, name string, end time.Time) {
+	t := time.NewTimer(time.Until(end))
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		p.killGroup()
+		<-p.done
+		r.stepErr(name, "timed out and was killed")
+		return
+	case <-ctx.Done():
+		p.killGroup()
+		<-p.done
+		r.stepErr(name, fmt.Sprintf("canceled: %v", ctx.Err()))
+		return
+	}
+	got, _, _ := p.status()
+	want, _ := scenario.ParseExits(st.Exit) // validated
+	if !slices.Contains(want, got) {
+		<-p.pumped
+		r.stepErr(name, fmt.Sprintf("%s, want %v", got, want))
+		return
+	}
+	r.event("step", name, got.String(), p.pid)
+}
+
+func (r *runner) stepErr(name, msg string) {
+	r.mu.Lock()
+	r.stepErrs = append(r.stepErrs, name+": "+msg)
+	r.mu.Unlock()
+	r.event("error", name, msg)
+}
+
+// probeEnv is the environment of command probes: the harness's with --bin, without the cookie
+// (a probe is the harness's, not the system's).
+func (r *runner) probeEnv() probe.Env {
+	env := make([]string, 0, len(r.environ))
+	for _, kv := range r.environ {
+		if kv != r.cookie {
+			env = append(env, kv)
+		}
+	}
+	return probe.Env{Environ: env, Dir: r.tmp}
+}
+
+// runWaits polls each wait condition until it holds or its timeout passes.
+func (r *runner) runWaits(ctx context.Context) {
+	for i, c := range r.sc.Wait {
+		timeout := c.Timeout.Or(scenario.DefaultWaitTimeout)
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		last, err := r.pollCondition(wctx, c)
+		cancel()
+		if err != nil {
+			msg := fmt.Sprintf("wait[%d] %s: not met within %v (last value %s)", i, c, timeout, last)
+			r.mu.Lock()
+			r.waitErrs = append(r.waitErrs, msg)
+			r.mu.Unlock()
+			r.event("wait", c.Probe, msg)
+			continue
+		}
+		r.event("wait", c.Probe, fmt.Sprintf("%s holds (%s)", c, last))
+	}
+}
+
+// pollCondition measures the probe until the condition holds or ctx ends. Probing is not free
+// (a query, a process), so it polls at most every 100ms.
+func (r *runner) pollCondition(ctx context.Context, c scenario.Condition) (string, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := "none"
+	for {
+		v, err := probe.Value(ctx, r.sc.Probes[c.Probe], r.probeEnv())
+		if err != nil {
+			last = "error: " + err.Error()
+		} else {
+			last = fmt.Sprintf("%g", v)
+			if c.Holds(v) {
+				return last, nil
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return last, ctx.Err()
+		}
+	}
+}

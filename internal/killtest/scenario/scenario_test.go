@@ -1,0 +1,143 @@
+package scenario
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const good = `
+name: good
+description: a worker and a fault
+needs: [sh]
+vars:
+  DB: ${TMP}/q.db
+  N: "3"
+timeout: 20s
+components:
+  - name: worker
+    command: [sh, -c, "echo ready; exec sleep 30"]
+    env: {DB: "${DB}"}
+    ready: {log: "^ready$", timeout: 2s}
+    stop: {signal: SIGTERM, deadline: 1s, exit: [0, SIGTERM]}
+workload:
+  cycles: ${N}
+  steps:
+    - sh: echo hi > ${TMP}/x
+faults:
+  - signal: KILL
+    target: {component: worker, tree: true}
+    when: {process: "sleep"}
+    repeat: 2
+    restart: true
+probes:
+  jobs:
+    sql: {driver: sqlite, dsn: "${DB}", query: "select count(*) from t"}
+wait:
+  - {probe: jobs, at_least: 1, timeout: 5s}
+expect:
+  zombies: false
+  orphans: {grace: 3s}
+  probes:
+    - {probe: jobs, equals: 3, when: after}
+  history:
+    submitted: {file: "${TMP}/ids"}
+    results: {jsonl: "${TMP}/out.jsonl"}
+`
+
+func TestParseGood(t *testing.T) {
+	t.Parallel()
+	s, err := Parse("good.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := s.Instantiate(Builtins{TMP: "/tmp/run1", Seed: 7, Run: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inst.Components[0].Env["DB"]; got != "/tmp/run1/q.db" {
+		t.Errorf("env DB = %q", got)
+	}
+	if inst.Workload.Cycles != 3 {
+		t.Errorf("cycles = %d, want 3 (expanded from a var)", inst.Workload.Cycles)
+	}
+	if inst.Expect.Zombies == nil || inst.Expect.Zombies.Enabled {
+		t.Errorf("zombies: false not honoured: %+v", inst.Expect.Zombies)
+	}
+	if o := inst.Expect.Orphans; o == nil || !o.Enabled || o.Grace.D() != 3*time.Second {
+		t.Errorf("orphans = %+v", o)
+	}
+	if inst.Components[0].Ready.Timeout.D() != 2*time.Second {
+		t.Errorf("ready timeout = %v", inst.Components[0].Ready.Timeout.D())
+	}
+	if !inst.Cycles() {
+		t.Error("Cycles() = false")
+	}
+	if s.Line("faults[0].when.process") != 22 {
+		t.Errorf("line of faults[0].when.process = %d, want 22", s.Line("faults[0].when.process"))
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, yaml, want string }{
+		{"unknown field", "name: x\ncomponents:\n  - name: a\n    comand: [x]\n", "bad.yaml:4: components[0].comand: unknown field"},
+		{"no command", "name: x\ncomponents:\n  - name: a\n", "bad.yaml:3: components[0]: want command"},
+		{"bad duration", "name: x\ncomponents:\n  - name: a\n    sh: x\n    ready: {timeout: 5}\n", "bad.yaml:5: components[0].ready.timeout: want a duration"},
+		{"bad signal", "name: x\ncomponents:\n  - {name: a, sh: x}\nfaults:\n  - signal: SIGFOO\n    target: {component: a}\n", "bad.yaml:5: faults[0].signal: unknown signal"},
+		{"unknown component", "name: x\ncomponents:\n  - {name: a, sh: x}\nfaults:\n  - signal: KILL\n    target: {component: b}\n", "bad.yaml:6: faults[0].target.component: no component named \"b\""},
+		{"not loopback", "name: x\ncomponents:\n  - name: a\n    sh: x\n    ready: {tcp: \"10.0.0.1:80\"}\n", "not a loopback address"},
+		{"unknown var", "name: x\ncomponents:\n  - {name: a, sh: \"${NOPE_KILLTEST}\"}\n", "bad.yaml:3: ${NOPE_KILLTEST}: unknown variable"},
+		{"wrong type", "name: x\ncomponents: {a: 1}\n", "bad.yaml:2: components: want a list"},
+		{"probe kind", "name: x\ncomponents:\n  - {name: a, sh: x}\nprobes:\n  p: {}\n", "probes.p: want exactly one"},
+		{"missing probe", "name: x\ncomponents:\n  - {name: a, sh: x}\nwait:\n  - {probe: q, equals: 1}\n", "wait[0].probe: no probe named"},
+		{"empty", "", "empty scenario"},
+		{"dup component", "name: x\ncomponents:\n  - {name: a, sh: x}\n  - {name: a, sh: y}\n", "bad.yaml:4: components[1].name: duplicate"},
+		{"bad exit", "name: x\ncomponents:\n  - {name: a, sh: x, stop: {exit: [300]}}\n", "components[0].stop.exit: exit code 300"},
+		{"two triggers", "name: x\ncomponents:\n  - {name: a, sh: x}\nfaults:\n  - {signal: KILL, target: {component: a}, when: {after: 1s, process: x}}\n", "faults[0].when: after, process"},
+		{"history source", "name: x\ncomponents:\n  - {name: a, sh: x}\nexpect:\n  history: {submitted: {}, results: {file: f}}\n", "expect.history.submitted: want exactly one"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse("bad.yaml", []byte(c.yaml))
+			if err == nil {
+				t.Fatalf("no error, want %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q\ndoes not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestParseExits(t *testing.T) {
+	t.Parallel()
+	got, err := ParseExits([]string{"0", "SIGTERM", "kill"})
+	if err != nil || len(got) != 3 || got[1].Signal == 0 || got[2].String() != "killed by SIGKILL" {
+		t.Fatalf("ParseExits = %v, %v", got, err)
+	}
+	if def, _ := ParseExits(nil); len(def) != 1 || def[0].Code != 0 {
+		t.Fatalf("default exits = %v", def)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("name: x\ncomponents:\n  - {name: a, sh: x}\n"))
+	f.Add([]byte("name: ${X}\nvars: {X: y}\ncomponents: [{name: a, command: [b]}]\nexpect: {ports: {ports: [1]}}"))
+	f.Add([]byte("&a [*a]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		if _, err := s.Instantiate(Builtins{TMP: "/t", Seed: 1}); err != nil {
+			t.Fatalf("parsed scenario fails to instantiate: %v", err)
+		}
+	})
+}

@@ -1,0 +1,212 @@
+package proctab
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestClassOf(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ target, want string }{
+		{"socket:[123]", ClassSocket},
+		{"pipe:[9]", ClassPipe},
+		{"anon_inode:[pidfd]", ClassPidfd},
+		{"anon_inode:[eventpoll]", ClassAnon},
+		{"anon_inode:inotify", ClassAnon},
+		{"/dev/null", ClassDev},
+		{"/var/log/x.log", ClassFile},
+		{"/tmp/gone (deleted)", ClassOther},
+		{"/memfd:x (deleted)", ClassOther},
+		{"net:[4026531840]", ClassOther},
+	}
+	for _, tt := range tests {
+		if got := ClassOf(tt.target); got != tt.want {
+			t.Errorf("ClassOf(%q) = %q, want %q", tt.target, got, tt.want)
+		}
+	}
+}
+
+func TestFDsOfSelf(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fds, err := FDs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *FD
+	for i := range fds {
+		if fds[i].Num == int(r.Fd()) {
+			got = &fds[i]
+		}
+	}
+	if got == nil || got.Class != ClassPipe || !strings.HasPrefix(got.Target, "pipe:[") {
+		t.Fatalf("fd %d of self = %+v, want a pipe; all: %v", r.Fd(), got, fds)
+	}
+	if !slices.IsSortedFunc(fds, func(a, b FD) int { return a.Num - b.Num }) {
+		t.Fatalf("fds not sorted: %v", fds)
+	}
+}
+
+func TestChildEnrichers(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("sleep", "30")
+	cmd.Env = []string{"KILLTEST_RUN=enrich-test", "OTHER=1"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	// Wait for the exec: before it, the child shows our argv and environment.
+	waitFor(t, 5e9, func() bool {
+		args, err := Cmdline(pid)
+		return err == nil && len(args) == 2 && args[0] == "sleep"
+	})
+	for _, tt := range []struct {
+		kv   string
+		want bool
+	}{{"KILLTEST_RUN=enrich-test", true}, {"KILLTEST_RUN=enrich", false}, {"OTHER=1", true}, {"KILLTEST_RUN=enrich-test2", false}} {
+		got, err := HasEnv(pid, tt.kv)
+		if err != nil || got != tt.want {
+			t.Errorf("HasEnv(%q) = %v, %v; want %v", tt.kv, got, err, tt.want)
+		}
+	}
+	env, err := Environ(pid)
+	if err != nil || !slices.Contains(env, "OTHER=1") {
+		t.Errorf("Environ = %v, %v", env, err)
+	}
+	cg, err := Cgroup(pid)
+	self, err2 := Cgroup(os.Getpid())
+	if err != nil || err2 != nil || cg != self {
+		t.Errorf("Cgroup(child) = %q, %v; self %q, %v: want equal", cg, err, self, err2)
+	}
+	m, err := MemoryOf(pid)
+	if err != nil || m.RSS <= 0 || m.RSSAnon <= 0 || m.RSSAnon > m.RSS {
+		t.Errorf("MemoryOf = %+v, %v", m, err)
+	}
+	if rss, err := RSSAnon(pid); err != nil || rss != m.RSSAnon && rss <= 0 {
+		t.Errorf("RSSAnon = %d, %v", rss, err)
+	}
+	waitFor(t, 5e9, func() bool { return Wchan(pid) != "" }) // sleeping in the kernel
+	if _, err := HasEnv(1<<30, "X=1"); err == nil {
+		t.Error("HasEnv of a missing pid: want error")
+	}
+}
+
+func TestEnvContains(t *testing.T) {
+	t.Parallel()
+	b := []byte("A=1\x00KILLTEST_RUN=x\x00B=\x00")
+	for kv, want := range map[string]bool{"A=1": true, "KILLTEST_RUN=x": true, "B=": true, "A=": false, "": false, "KILLTEST_RUN=": false} {
+		if got := envContains(b, kv); got != want {
+			t.Errorf("envContains(%q) = %v, want %v", kv, got, want)
+		}
+	}
+}
+
+func TestListeningTCP(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ln6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln6.Close()
+	// An established connection must not be listed.
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	port6 := ln6.Addr().(*net.TCPAddr).Port
+	mine, err := SocketInodes(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, list := range map[string]func() ([]Socket, error){"ListeningTCP": ListeningTCP, "listeningProc": listeningProc} {
+		socks, err := list()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		found := map[string]bool{}
+		for _, s := range socks {
+			if s.Port == port && s.Addr == "127.0.0.1" || s.Port == port6 && s.Addr == "::1" {
+				if !mine[s.Inode] {
+					t.Errorf("%s: listening socket %+v not among our socket inodes %v", name, s, mine)
+				}
+				found[s.Addr] = true
+			}
+			if s.Port == conn.LocalAddr().(*net.TCPAddr).Port {
+				t.Errorf("%s: lists the client side of a connection: %+v", name, s)
+			}
+		}
+		if !found["127.0.0.1"] || !found["::1"] {
+			t.Errorf("%s: ports %d and %d not both in %v", name, port, port6, socks)
+		}
+	}
+}
+
+func BenchmarkListeningTCP(b *testing.B) {
+	for b.Loop() {
+		if _, err := ListeningTCP(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestSocketInode(t *testing.T) {
+	t.Parallel()
+	for target, want := range map[string]uint64{"socket:[42]": 42, "socket:[]": 0, "pipe:[42]": 0, "socket:[42": 0, "socket:[x]": 0} {
+		got, ok := SocketInode(target)
+		if got != want || ok != (want != 0) {
+			t.Errorf("SocketInode(%q) = %d, %v; want %d", target, got, ok, want)
+		}
+	}
+}
+
+func FuzzParseDiagMsg(f *testing.F) {
+	msg := make([]byte, 72)
+	msg[0], msg[1] = 2, tcpListen // AF_INET, LISTEN
+	msg[4], msg[5] = 0x1f, 0x90   // port 8080
+	copy(msg[8:], []byte{127, 0, 0, 1})
+	msg[68] = 42
+	f.Add(msg)
+	f.Add(msg[:71])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, ok := parseDiagMsg(b)
+		if ok && (s.Port < 0 || s.Port > 65535 || s.Addr == "") {
+			t.Fatalf("parseDiagMsg(%x) = %+v", b, s)
+		}
+	})
+}
+
+func TestParseDiagMsg(t *testing.T) {
+	t.Parallel()
+	msg := make([]byte, 72)
+	msg[0], msg[1] = 2, tcpListen
+	msg[4], msg[5] = 0x1f, 0x90
+	copy(msg[8:], []byte{127, 0, 0, 1})
+	msg[68] = 42
+	s, ok := parseDiagMsg(msg)
+	if !ok || s.Port != 8080 || s.Addr != "127.0.0.1" || s.Inode != 42 {
+		t.Fatalf("parseDiagMsg = %+v, %v", s, ok)
+	}
+	msg[1] = 1 // ESTABLISHED
+	if _, ok := parseDiagMsg(msg); ok {
+		t.Fatal("non-LISTEN message accepted")
+	}
+}

@@ -1,0 +1,69 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// Job kinds. Scrape is reserved for the scraper (a later issue): its kind name is taken so that
+// queues can be shared by versions that know it and versions that do not (those leave it alone,
+// see FetchOnlyKnownKinds in the worker).
+const (
+	KindCheck  = "check"
+	KindScrape = "scrape"
+)
+
+// DefaultMaxAttempts is how often a check job is tried (including runs ended by a dead worker)
+// before it is discarded.
+const DefaultMaxAttempts = 5
+
+// CheckOptions are the check settings a job carries, so that every worker checks the same way.
+type CheckOptions struct {
+	// Judge is the judge URL. Empty means the checker's default judge.
+	Judge string `json:"judge,omitempty"`
+	// Timeout bounds one proxy's check. Zero means the checker's default.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// JudgeCAPEM is a PEM bundle trusted for an HTTPS judge, in addition to the system roots.
+	JudgeCAPEM string `json:"judge_ca_pem,omitempty"`
+	// JudgeCAPath is a PEM file on the worker's machine, read by the worker. Prefer JudgeCAPEM.
+	JudgeCAPath string `json:"judge_ca_path,omitempty"`
+	// ExpectStatus is the judge's expected HTTP status. Zero means 200.
+	ExpectStatus int `json:"expect_status,omitempty"`
+	// ExpectKeyword must appear in the judge's body when set.
+	ExpectKeyword string `json:"expect_keyword,omitempty"`
+}
+
+// Validate checks the options for values no checker accepts.
+func (o CheckOptions) Validate() error {
+	var errs []error
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %s is negative", o.Timeout))
+	}
+	if o.ExpectStatus != 0 && (o.ExpectStatus < 100 || o.ExpectStatus > 599) {
+		errs = append(errs, fmt.Errorf("expected status %d is not an HTTP status", o.ExpectStatus))
+	}
+	if o.JudgeCAPEM != "" && o.JudgeCAPath != "" {
+		errs = append(errs, errors.New("judge CA given both as PEM and as a path"))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckArgs is a check job: a chunk of proxies, as lines of a list
+// (scheme://[user:pass@]host:port or bare host:port), and how to check them.
+type CheckArgs struct {
+	Proxies []string     `json:"proxies"`
+	Options CheckOptions `json:"options"`
+	// Source names where the chunk came from (file:first-line), for people reading the queue.
+	Source string `json:"source,omitempty"`
+}
+
+// Kind is the River job kind.
+func (CheckArgs) Kind() string { return KindCheck }
+
+// InsertOpts are the defaults of every check job.
+func (CheckArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{MaxAttempts: DefaultMaxAttempts, Queue: river.QueueDefault}
+}

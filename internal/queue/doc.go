@@ -1,0 +1,13 @@
+// Package queue is proxyline's durable job queue: River clients on SQLite (the embedded default,
+// one file shared by the processes of one machine) or PostgreSQL (many machines), the job kinds
+// (check; scrape is reserved), the worker lifecycle with graceful stop, and a local rescuer that
+// hands back, within about a second, the jobs of a worker process that died on this machine.
+//
+// Shutdown order of a Worker (Stop, or the end of the context given to Start): stop fetching;
+// let running jobs finish within the grace period; cancel the rest (they hand their job back with
+// River's JobSnooze(0)); stop the local rescuer and heartbeat; remove the worker's row. The Store
+// is closed by its owner after every Worker on it stopped.
+//
+// See docs/queue.md for engines, SQLite settings, job arguments, the pool schema, crash recovery
+// and the status JSON.
+package queue

@@ -1,0 +1,81 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"golang.org/x/sys/unix"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go)
+
+	"github.com/proxyline/proxyline/internal/pool"
+)
+
+// sqliteParams are the connection settings that let several processes share one file:
+//   - WAL: readers do not block the writer nor the writer the readers;
+//   - busy_timeout: a process waiting for the write lock retries for up to 10 s instead of
+//     failing at once with SQLITE_BUSY;
+//   - _txlock=immediate: every transaction takes the write lock at BEGIN, so two transactions
+//     never both read and then deadlock upgrading to write (which busy_timeout cannot resolve);
+//   - synchronous=NORMAL: safe with WAL (a power cut may lose the last commits, never corrupt).
+//
+// With one connection per process (SetMaxOpenConns(1), as riversqlite recommends), River's own
+// goroutines queue for the connection inside the process instead of fighting over the lock.
+const sqliteParams = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+
+func openSQLite(ctx context.Context, path string, log *slog.Logger) (engine, error) {
+	db, err := sql.Open("sqlite", "file:"+path+sqliteParams)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	e := &riverEngine[*riversqlite.Driver, *sql.Tx]{
+		driver: riversqlite.New(db),
+		plain:  sqlDB{db},
+		dial:   dialectSQLite,
+		log:    log,
+		begin:  func(ctx context.Context) (*sql.Tx, error) { return db.BeginTx(ctx, nil) },
+		commit: func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
+		abort:  func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
+		wrap:   func(tx *sql.Tx) pool.DB { return sqlDB{tx} },
+		lock: func(ctx context.Context) (func(), error) {
+			return lockFile(ctx, path+".migrate-lock")
+		},
+		closeDB: func() { db.Close() },
+	}
+	return e, nil
+}
+
+// lockFile holds an exclusive flock on path until unlock. SQLite has no advisory locks, and River
+// applies each migration in its own transaction, so two processes starting on a new file would
+// both try to apply version 1; this lock makes the second wait and find the work done.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open migration lock %s: %w", path, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- unix.Flock(int(f.Fd()), unix.LOCK_EX) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+	case <-ctx.Done():
+		f.Close() // the pending flock fails with EBADF and the goroutine ends
+		<-done
+		return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+	}
+	return func() { f.Close() }, nil
+}

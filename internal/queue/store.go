@@ -1,0 +1,162 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/proxyline/proxyline/internal/pool"
+)
+
+// DefaultDatabase is the database used when none is given: a SQLite file in the working directory.
+const DefaultDatabase = "proxyline.db"
+
+// Engine names.
+const (
+	EngineSQLite   = "sqlite"
+	EnginePostgres = "postgres"
+)
+
+// Config says which database to open.
+type Config struct {
+	// Database is a SQLite file path (optionally "sqlite:" or "file:" prefixed) or a PostgreSQL URL
+	// (postgres:// or postgresql://). Empty means DefaultDatabase.
+	Database string
+	// Logger receives migration and queue logs. Nil means discard.
+	Logger *slog.Logger
+}
+
+// Validate checks the database string's form.
+func (c Config) Validate() error {
+	_, _, err := parseDatabase(c.Database)
+	return err
+}
+
+// parseDatabase returns the engine and the engine's connection string.
+func parseDatabase(s string) (engine, dsn string, err error) {
+	s = cmp.Or(s, DefaultDatabase)
+	switch {
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if _, err := url.Parse(s); err != nil {
+			return "", "", fmt.Errorf("database %q: %w", redact(s), err)
+		}
+		return EnginePostgres, s, nil
+	case strings.Contains(s, "://"):
+		return "", "", fmt.Errorf("database %q: want a SQLite file path or a postgres:// URL", redact(s))
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(s, "sqlite:"), "file:")
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return "", "", fmt.Errorf("database %q: want a plain SQLite file path (no '?' or '#')", s)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", "", fmt.Errorf("database %q: %w", s, err)
+	}
+	return EngineSQLite, abs, nil
+}
+
+// redact hides a URL's password for logs and errors.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// Store is an open queue database: River's tables and the pool's, migrated.
+type Store struct {
+	engine string
+	name   string // the database, password redacted
+	log    *slog.Logger
+	eng    engine
+}
+
+// engine is the part that differs by River driver. riverEngine implements it for both.
+type engine interface {
+	db() pool.DB
+	migrate(ctx context.Context) (river []int, own []int, err error)
+	insertMany(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	newClient(cfg *river.Config) (riverClient, error)
+	ui(ctx context.Context, log *slog.Logger, prefix string) (http.Handler, error)
+	// inJobTx runs fn in a transaction that also completes job, if job is still running its
+	// attempt (fencing: a job handed back to the queue meanwhile is left alone, ErrJobLost).
+	inJobTx(ctx context.Context, job *rivertype.JobRow, fn func(pool.DB) error) error
+	// rescueSQL returns the dialect's statements for the local rescuer.
+	dialect() dialect
+	close()
+}
+
+// riverClient is the non-generic part of *river.Client the worker uses.
+type riverClient interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+	Stopped() <-chan struct{}
+	ID() string
+}
+
+// ErrJobLost says that a job's result was not written because the job no longer belonged to this
+// attempt (it was handed back and maybe taken by another worker).
+var ErrJobLost = errors.New("job no longer running this attempt")
+
+// Open opens (creating a SQLite file if needed) and migrates the database.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	kind, dsn, err := parseDatabase(cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{engine: kind, log: log}
+	switch kind {
+	case EngineSQLite:
+		s.name = dsn
+		s.eng, err = openSQLite(ctx, dsn, log)
+	default:
+		s.name = redact(dsn)
+		s.eng, err = openPostgres(ctx, dsn, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	riverVersions, own, err := s.eng.migrate(ctx)
+	if err != nil {
+		s.eng.close()
+		return nil, fmt.Errorf("migrate %s database %s: %w", kind, s.name, err)
+	}
+	if len(riverVersions) > 0 || len(own) > 0 {
+		log.Info("migrated database", "engine", kind, "database", s.name,
+			"river_versions", riverVersions, "pool_versions", own)
+	}
+	return s, nil
+}
+
+// Engine returns EngineSQLite or EnginePostgres.
+func (s *Store) Engine() string { return s.engine }
+
+// Name returns the database's path or URL, password redacted.
+func (s *Store) Name() string { return s.name }
+
+// DB returns a handle for reads and writes outside job transactions (pool queries, status).
+func (s *Store) DB() pool.DB { return s.eng.db() }
+
+// UI returns River's web UI (riverqueue.com/riverui) for this database as an http.Handler,
+// serving under prefix ("" for the root). Its background work ends with ctx.
+func (s *Store) UI(ctx context.Context, prefix string) (http.Handler, error) {
+	return s.eng.ui(ctx, s.log, prefix)
+}
+
+// Close closes the database. Stop every Worker on the store first.
+func (s *Store) Close() { s.eng.close() }

@@ -1,0 +1,251 @@
+package supervise
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/procfs"
+	"go.uber.org/goleak"
+)
+
+// fixtureBin is the misbehaving test program (testdata/fixture), built once in TestMain.
+var fixtureBin string
+
+// workerEnv switches the test binary into a mini-worker (see runMiniWorker).
+const workerEnv = "SUPERVISE_TEST_WORKER"
+
+func TestMain(m *testing.M) {
+	// The test binary is its own task init, exactly as cmd/proxyline is.
+	if code, ok := MaybeInit(); ok {
+		os.Exit(code)
+	}
+	if spec := os.Getenv(workerEnv); spec != "" {
+		os.Exit(runMiniWorker(spec))
+	}
+	dir, err := os.MkdirTemp("", "supervise-fixture-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "temp dir:", err)
+		os.Exit(1)
+	}
+	fixtureBin = filepath.Join(dir, "fixture")
+	build := exec.Command("go", "build", "-o", fixtureBin, "./testdata/fixture")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build fixture:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+// miniWorkerSpec is what the test asks of a mini-worker, as JSON in workerEnv.
+type miniWorkerSpec struct {
+	Bits string   // layers to disable, see layersFromBits
+	Path string   // program to supervise
+	Args []string // its arguments
+	PTY  bool
+}
+
+// runMiniWorker is a real, separate worker process for the "worker dies" tests: it supervises
+// one task, copies the task's stdout to its own, and on SIGTERM cancels the task and stops the
+// supervisor, as `proxyline worker` does.
+func runMiniWorker(raw string) int {
+	var spec miniWorkerSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "mini-worker spec:", err)
+		return 3
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	s, err := New(Config{Name: "miniworker", Disable: layersFromBits(spec.Bits), Grace: 500 * time.Millisecond, Log: log})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	if err := s.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	defer s.Stop()
+	fmt.Fprintf(os.Stdout, "worker %d\n", os.Getpid())
+	res, err := s.Run(ctx, Spec{Path: spec.Path, Args: spec.Args, PTY: spec.PTY, Stdout: os.Stdout, Stderr: os.Stderr})
+	fmt.Fprintf(os.Stdout, "done %+v %v\n", res, err)
+	return 0
+}
+
+// layersFromBits decodes "pdcnsk" letters (lower case = disabled).
+func layersFromBits(bits string) Layers {
+	return Layers{
+		ProcessGroup: strings.Contains(bits, "g"),
+		Pdeathsig:    strings.Contains(bits, "d"),
+		Cgroup:       strings.Contains(bits, "c"),
+		PIDNamespace: strings.Contains(bits, "n"),
+		Subreaper:    strings.Contains(bits, "s"),
+		Cookie:       strings.Contains(bits, "k"),
+	}
+}
+
+// cookieOwnedBy lists live (non-zombie) processes whose cookie names owner pid, optionally
+// with a task id prefix.
+func cookieOwnedBy(t testing.TB, owner int, taskPrefix string) []int {
+	t.Helper()
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs, err := fs.AllProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, p := range procs {
+		c, err := ParseCookie(procCookie(fs, p.PID))
+		if err != nil || c.OwnerPID != owner || !strings.HasPrefix(c.TaskID, taskPrefix) {
+			continue
+		}
+		if st, err := p.Stat(); err == nil && st.State != "Z" {
+			pids = append(pids, p.PID)
+		}
+	}
+	return pids
+}
+
+// waitNoCookie polls until no process carries a cookie of owner (with the task prefix).
+func waitNoCookie(t testing.TB, owner int, taskPrefix string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		left := cookieOwnedBy(t, owner, taskPrefix)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("survivors with cookie owner %d task %q after %v: %v", owner, taskPrefix, within, describe(left))
+		}
+		time.Sleep(10 * time.Millisecond) // poll with a deadline
+	}
+}
+
+func describe(pids []int) string {
+	var b strings.Builder
+	for _, pid := range pids {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		fmt.Fprintf(&b, "[%d %q %s] ", pid, strings.ReplaceAll(string(cmd), "\x00", " "), string(stat))
+	}
+	return b.String()
+}
+
+// killCookieOwnedBy is the safety net of every test (t.Cleanup): SIGKILL, by pid, whatever
+// still carries a cookie of owner, after re-verifying it through a pidfd.
+func killCookieOwnedBy(t testing.TB, owner int) {
+	fs, _ := procfs.NewDefaultFS()
+	for _, pid := range cookieOwnedBy(t, owner, "") {
+		raw := procCookie(fs, pid)
+		if m, err := openMember(fs, pid, 0, func(p int) bool { return procCookie(fs, p) == raw }); err == nil {
+			_ = m.signal(syscall.SIGKILL)
+			m.close()
+			t.Logf("safety net killed leftover %d", pid)
+		}
+	}
+}
+
+// readyWriter collects output and signals when a line starting with want appears.
+type readyWriter struct {
+	mu    sync.Mutex
+	buf   strings.Builder
+	want  string
+	ready chan struct{}
+	once  sync.Once
+}
+
+func newReadyWriter(want string) *readyWriter {
+	return &readyWriter{want: want, ready: make(chan struct{})}
+}
+
+func (w *readyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for line := range strings.SplitSeq(w.buf.String(), "\n") {
+		if strings.HasPrefix(line, w.want) {
+			w.once.Do(func() { close(w.ready) })
+		}
+	}
+	return len(p), nil
+}
+
+func (w *readyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// lineValue returns the integer after "<key> " in the output.
+func lineValue(out, key string) int {
+	for line := range strings.SplitSeq(out, "\n") {
+		if v, ok := strings.CutPrefix(line, key+" "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+func newStarted(t testing.TB, cfg Config) *Supervisor {
+	t.Helper()
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		killCookieOwnedBy(t, os.Getpid())
+	})
+	return s
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+var _ io.Writer = testWriter{}
+
+func mustFS(t testing.TB) procfs.FS {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, nil))
+}
