@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -76,10 +77,10 @@ func (a *attempt) dial(host string, port uint16) (net.Conn, error) {
 		return nil, ioFailure(a.ctx, "connect", err)
 	}
 	// Close with a reset rather than FIN: a checker opens tens of thousands of short
-	// connections, and each normal close would leave a TIME_WAIT socket on our side, holding an
-	// ephemeral port for a minute. Measured here: with ~90,000 of them on the machine, connect()
-	// cost so much kernel time that the 20,000-proxy benchmark's CPU went from 1.6 s to 30 s. The
-	// check has read all it needs before it closes, so nothing is lost.
+	// connections a minute, and each normal close would leave a TIME_WAIT socket on our side for
+	// 60 s, holding an ephemeral port and a slot of the kernel's TIME_WAIT table (131,072 on our
+	// machines; this project's benchmarks filled it). A check has read all it needs before it
+	// closes, so nothing is lost.
 	if tc, ok := conn.(*net.TCPConn); ok {
 		if err := tc.SetLinger(0); err != nil {
 			conn.Close()
@@ -101,8 +102,8 @@ func (a *attempt) run() (verdict, error) {
 		return verdict{}, err
 	}
 	defer conn.Close()
-	// Cancellation interrupts whatever I/O is in progress; the deadline covers the timeout.
-	// A deadline in the past interrupts I/O in progress.
+	// Cancellation sets a deadline in the past, which interrupts whatever I/O is in progress;
+	// the deadline set by dial covers the timeout.
 	stop := context.AfterFunc(a.ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
@@ -113,6 +114,12 @@ func (a *attempt) run() (verdict, error) {
 	case proxy.HTTPS:
 		tc := tls.Client(conn, a.proxyTLSConfig())
 		if err := tc.HandshakeContext(a.ctx); err != nil {
+			var rhe tls.RecordHeaderError
+			if class := ioClass(a.ctx, err); class != Timeout && class != Canceled &&
+				(isClosed(err) || errors.As(err, &rhe)) {
+				// The peer hung up on a ClientHello or answered in plain text: not a TLS proxy.
+				return verdict{}, fail(BadResponse, "tls handshake with proxy: not a TLS server: %w", err)
+			}
 			return verdict{}, tlsFailure(a.ctx, "tls handshake with proxy", err)
 		}
 		c = tc
@@ -132,7 +139,7 @@ func (a *attempt) run() (verdict, error) {
 			return verdict{}, err
 		}
 	case proxy.SOCKS4, proxy.SOCKS4A:
-		var ip netip.Addr
+		var ip netip.Addr // the judge's IPv4 address, for SOCKS4 (SOCKS4a sends a name)
 		if p := a.c.judgeIP.Load(); p != nil {
 			ip = *p
 		}
@@ -269,10 +276,14 @@ func (a *attempt) realIP() netip.Addr {
 }
 
 // readFailure classes an error reading an HTTP response: timeouts and cancellation as such, a
-// connection closed before a response or a malformed one as BadResponse.
+// TLS record that fails its MAC (the proxy changed bytes in the tunnel) as Mismatch, a connection
+// closed before a response or a malformed one as BadResponse.
 func readFailure(ctx context.Context, what string, err error) error {
 	if class := ioClass(ctx, err); class == Timeout || class == Canceled {
 		return ioFailure(ctx, what, err)
+	}
+	if isTampering(err) {
+		return fail(Mismatch, "%s: the tunnel altered the judge's TLS stream: %w", what, err)
 	}
 	if isClosed(err) {
 		return fail(BadResponse, "%s: connection closed before a complete response: %w", what, err)

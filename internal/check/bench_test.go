@@ -18,20 +18,31 @@ func BenchmarkCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Stop()
-	c, err := New(Options{Judge: l.JudgeURL(), Timeout: 5 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Prepare(context.Background()); err != nil {
-		b.Fatal(err)
-	}
 	byScheme := map[string][]proxy.Proxy{}
 	for _, t := range l.Truth() {
 		byScheme[t.Kind] = append(byScheme[t.Kind], t.Proxy)
 	}
-	for _, kind := range []string{lab.KindHTTP, lab.KindSOCKS5, lab.KindRefused} {
-		ps := byScheme[kind]
-		b.Run(kind, func(b *testing.B) {
+	for _, judge := range []string{l.JudgeURL(), l.JudgeTLSURL()} {
+		c, err := New(Options{Judge: judge, RootCAs: l.CAPool(), Timeout: 5 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Prepare(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		for _, kind := range []string{lab.KindHTTP, lab.KindSOCKS5, lab.KindRefused} {
+			benchKind(b, c, kind, judge == l.JudgeTLSURL(), byScheme[kind])
+		}
+	}
+}
+
+func benchKind(b *testing.B, c *Checker, kind string, tls bool, ps []proxy.Proxy) {
+	name := kind
+	if tls {
+		name += "-tls"
+	}
+	{
+		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {

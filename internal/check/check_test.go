@@ -230,6 +230,50 @@ func TestCheckClasses(t *testing.T) {
 	}
 }
 
+// TestCheckClassesTLSJudge covers the CONNECT path: what an HTTP proxy answers to CONNECT for an
+// https judge, and a tunnel that is not one.
+func TestCheckClassesTLSJudge(t *testing.T) {
+	t.Parallel()
+	connectReply := func(reply string) func(net.Conn, *bufio.Reader) {
+		return func(c net.Conn, br *bufio.Reader) {
+			req, err := http.ReadRequest(br)
+			if err != nil || req.Method != http.MethodConnect || req.Host != "127.0.0.2:8443" {
+				return
+			}
+			io.WriteString(c, reply)
+			io.Copy(io.Discard, br) // then wait for the client
+		}
+	}
+	tests := []struct {
+		name   string
+		scheme proxy.Scheme
+		script func(net.Conn, *bufio.Reader)
+		want   Class
+	}{
+		{"connect 407", proxy.HTTP, connectReply("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"), AuthNeeded},
+		{"connect 403", proxy.HTTP, connectReply("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"), Unreachable},
+		{"connect 502", proxy.HTTP, connectReply("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"), Unreachable},
+		{"connect 200 then a page", proxy.HTTP, connectReply("HTTP/1.1 200 OK\r\n\r\n{\"judge\":\"proxyline\"}"), BadResponse},
+		{"connect 200 then hang up", proxy.HTTP, func(c net.Conn, br *bufio.Reader) {
+			if _, err := http.ReadRequest(br); err == nil {
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+			}
+		}, TLSError},
+		{"connect 200 then silence", proxy.HTTP, connectReply("HTTP/1.1 200 Connection established\r\n\r\n"), Timeout},
+		{"https proxy that is not TLS", proxy.HTTPS, connectReply(""), BadResponse},
+	}
+	c := newTestChecker(t, Options{Judge: "https://127.0.0.2:8443/", Timeout: 2 * time.Second})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := c.Check(context.Background(), proxyAt(t, tt.scheme, fakeProxy(t, tt.script)))
+			if r.Class != tt.want {
+				t.Fatalf("Check = %s (%s), want %s", r.Class, r.Err, tt.want)
+			}
+		})
+	}
+}
+
 // probeServe answers only the SOCKS version v and closes on anything else, like real servers.
 func probeServe(v byte) func(net.Conn, *bufio.Reader) {
 	return func(c net.Conn, br *bufio.Reader) {

@@ -14,14 +14,15 @@ import (
 )
 
 // Checker checks proxies against one judge. It is safe for concurrent use: its fields are set
-// by New (and the judge's address by Prepare) and only read by checks; every check builds its own
-// dialer, connection, buffers and token.
+// by New (and our address and the judge's by Prepare) and only read by checks; every check builds
+// its own dialer, connection, buffers and token. The only state checks share is the judge's TLS
+// session cache (see New) and the pool of idle buffers.
 type Checker struct {
 	opts    Options
-	judge   *judge                     // read-only after New, except through the atomics below
+	judge   *judge                     // read-only after New
 	realIP  atomic.Pointer[netip.Addr] // learned by Prepare when Options.RealIP is empty
 	judgeIP atomic.Pointer[netip.Addr] // the judge's IPv4 address for SOCKS4, resolved by Prepare
-	tls     *tls.Config                // for the judge; never mutated after New
+	tls     *tls.Config                // for the judge; never mutated after New (its session cache is safe for concurrent use)
 	bufs    sync.Pool                  // *buffers, reused between checks, never shared by two at once
 }
 
@@ -45,7 +46,15 @@ func New(opts Options) (*Checker, error) {
 		ip := j.ip
 		c.judgeIP.Store(&ip)
 	}
-	c.tls = &tls.Config{ServerName: j.host, RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+	c.tls = &tls.Config{
+		ServerName: j.host, RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12,
+		// The one mutable thing checks share, deliberately: the judge's TLS session tickets, so a
+		// check through an https judge resumes instead of verifying the certificate chain again
+		// (half the CPU of such a check). It holds no result and nothing a proxy sent: a ticket
+		// only works end to end with the judge's key, so a proxy that tampers still fails, and
+		// each result is still read from the check's own connection. Safe for concurrent use.
+		ClientSessionCache: tls.NewLRUClientSessionCache(64),
+	}
 	c.bufs.New = func() any { return newBuffers() }
 	return c, nil
 }
@@ -166,24 +175,21 @@ func (c *Checker) checkAs(ctx context.Context, p proxy.Proxy, deadline time.Time
 	return r
 }
 
-// probe finds the protocol of a bare host:port. The order matters: every SOCKS server closes
-// at once on an HTTP request line, and a SOCKS4 server on a SOCKS5 greeting, while an HTTP
-// proxy would wait for the end of a line that a SOCKS greeting never sends. A refused port, a
-// timeout (the budget is spent) or any protocol-level answer ends the probe; only a reply in
-// the wrong protocol moves on. TLS-wrapped (https://) proxies are not probed: a TLS server
-// waits silently on a SOCKS greeting, so they must be given with their scheme.
+// probe finds the protocol of a bare host:port. The order matters: every SOCKS server and
+// every TLS server hangs up at once on an HTTP request line, and a SOCKS server on a TLS
+// ClientHello or a greeting of the other SOCKS version, while an HTTP proxy (or a TLS server)
+// would wait for the rest of a SOCKS greeting that never comes. A refused port, a timeout (the
+// budget is spent) or any answer in the protocol tried ends the probe; only a reply in the wrong
+// protocol moves on. The Result's Connect is the attempt that answered; Total covers them all.
 func (c *Checker) probe(ctx context.Context, p proxy.Proxy, deadline time.Time) Result {
 	var r Result
-	var connect time.Duration
 	for _, s := range c.probeOrder() {
 		p.Scheme = s
 		r = c.checkAs(ctx, p, deadline)
-		connect += r.Connect
 		if r.Class != BadResponse {
 			break
 		}
 	}
-	r.Connect = connect
 	switch r.Class {
 	case Refused, Timeout, Canceled, BadResponse:
 		// Nothing answered in a protocol we know: the scheme stays unknown.
@@ -196,7 +202,7 @@ func (c *Checker) probe(ctx context.Context, p proxy.Proxy, deadline time.Time) 
 // (for an IP judge it is the same request as SOCKS4).
 func (c *Checker) probeOrder() []proxy.Scheme {
 	if c.judge.ip.IsValid() {
-		return []proxy.Scheme{proxy.HTTP, proxy.SOCKS5, proxy.SOCKS4}
+		return []proxy.Scheme{proxy.HTTP, proxy.HTTPS, proxy.SOCKS5, proxy.SOCKS4}
 	}
-	return []proxy.Scheme{proxy.HTTP, proxy.SOCKS5, proxy.SOCKS4A}
+	return []proxy.Scheme{proxy.HTTP, proxy.HTTPS, proxy.SOCKS5, proxy.SOCKS4A}
 }

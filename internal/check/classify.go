@@ -71,7 +71,7 @@ func tlsFailure(ctx context.Context, what string, err error) error {
 	switch {
 	case class == Timeout || class == Canceled:
 	case isTampering(err):
-		class = Mismatch
+		return fail(Mismatch, "%s: the tunnel altered the judge's TLS stream: %w", what, err)
 	default:
 		class = TLSError
 	}

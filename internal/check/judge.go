@@ -9,10 +9,12 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+
+	judgepkg "github.com/proxyline/proxyline/internal/judge"
 )
 
 // judgeName is the "judge" field of proxyline's judge replies.
-const judgeName = "proxyline"
+const judgeName = judgepkg.Name
 
 // userAgent is sent with every judge request.
 const userAgent = "proxyline-check/1"
@@ -62,7 +64,7 @@ func parseJudge(o Options) (*judge, error) {
 	if q != "" {
 		q += "&"
 	}
-	j.origin = path + "?" + q + "t="
+	j.origin = path + "?" + q + judgepkg.TokenParam + "="
 	j.absolute = u.Scheme + "://" + u.Host + j.origin
 	j.keyword = []byte(o.JudgeKeyword)
 	if o.RealIP != "" {
@@ -101,7 +103,8 @@ type verdict struct {
 	anonymity Anonymity
 }
 
-// judgeReply is the JSON proxyline's judge answers with. Fields we do not use are not decoded.
+// judgeReply is the part of proxyline's judge page (judgepkg.Response) a check uses; decoding
+// only these fields is cheaper than decoding the whole Response.
 type judgeReply struct {
 	Judge    string              `json:"judge"`
 	Token    string              `json:"token"`

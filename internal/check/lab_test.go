@@ -146,3 +146,44 @@ func TestLabConcurrentExitIPs(t *testing.T) {
 	l := startLab(t, lab.Config{HTTP: 200, SOCKS5: 150, SOCKS4: 50, Transparent: 50, Anonymous: 50, Bare: 100})
 	checkLab(t, l, l.JudgeURL(), 10*time.Second, 600, "")
 }
+
+// TestProbeEveryScheme lists every live kind of lab proxy as a bare host:port (credentials kept)
+// and verifies the probe finds a protocol that works: its own, or SOCKS4 for a SOCKS4a proxy
+// (with an IP judge the two requests are the same).
+func TestProbeEveryScheme(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Config{HTTP: 3, HTTPAuth: 3, HTTPS: 3, SOCKS4: 3, SOCKS4A: 3, SOCKS5: 3, SOCKS5Auth: 3, Refused: 2, Blackhole: 2})
+	c, err := New(Options{Judge: l.JudgeURL(), RootCAs: l.CAPool(), Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	truth := l.Truth()
+	bare := make([]proxy.Proxy, len(truth))
+	for i, tr := range truth {
+		bare[i] = tr.Proxy
+		bare[i].Scheme = proxy.Unknown
+	}
+	byAddr := map[string]lab.Truth{}
+	for _, tr := range truth {
+		byAddr[tr.Proxy.Addr()] = tr
+	}
+	c.CheckAll(context.Background(), bare, 32, func(r Result) {
+		tr := byAddr[r.Proxy.Addr()]
+		want := tr.Scheme
+		if want == proxy.SOCKS4A {
+			want = proxy.SOCKS4
+		}
+		if !tr.Alive {
+			want = proxy.Unknown
+		}
+		if string(r.Class) != tr.Class || r.Proxy.Scheme != want {
+			t.Errorf("bare %s (%s): %s %q (%s), want %s %q", tr.Proxy, tr.Kind, r.Class, r.Proxy.Scheme, r.Err, tr.Class, want)
+		}
+		if r.OK() && r.ExitIP != tr.ExitIP {
+			t.Errorf("bare %s (%s): exit IP %s, want %s", tr.Proxy, tr.Kind, r.ExitIP, tr.ExitIP)
+		}
+	})
+}

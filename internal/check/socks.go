@@ -215,15 +215,16 @@ func socks5ReplyText(rep byte) string {
 	return fmt.Sprintf("reply code %#x", rep)
 }
 
-// socks4 runs the SOCKS4 or SOCKS4a handshake. SOCKS4 needs the judge's IPv4 address (ip);
-// SOCKS4a sends the host name when the judge is not an IP literal.
+// socks4 runs the SOCKS4 or SOCKS4a handshake. SOCKS4 needs the judge's IPv4 address (ip, resolved
+// by Prepare for a judge given by name); SOCKS4a sends the judge's name when it has one, for the
+// proxy to resolve.
 func socks4(ctx context.Context, rw io.Writer, br *bufio.Reader, p proxy.Proxy, j *judge, ip netip.Addr, buf []byte) error {
 	if len(p.User) > 255 {
 		return fail(AuthNeeded, "socks4: user id longer than 255 bytes")
 	}
 	b := append(buf[:0], socks4Version, socks4Connect)
 	b = binary.BigEndian.AppendUint16(b, j.port)
-	useName := p.Scheme == proxy.SOCKS4A && !ip.IsValid()
+	useName := p.Scheme == proxy.SOCKS4A && !j.ip.IsValid() // the judge is given by name
 	switch {
 	case useName:
 		if len(j.host) > 255 {

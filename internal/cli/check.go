@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"sort"
@@ -172,6 +173,7 @@ func runCheck(ctx context.Context, env *Env, o checkOptions) error {
 	results := make(map[string]check.Result, len(truth))
 	var writeErr error
 	var abandoned atomic.Bool // set when a second signal makes us return without waiting
+	debug := env.Log.Enabled(ctx, slog.LevelDebug)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -180,6 +182,10 @@ func runCheck(ctx context.Context, env *Env, o checkOptions) error {
 				return
 			}
 			sum.add(r)
+			if debug {
+				env.Log.Debug("checked", "proxy", r.Proxy.String(), "class", r.Class, "err", r.Err,
+					"exit_ip", r.ExitIP, "anonymity", r.Anonymity, "total", r.Total)
+			}
 			if truth != nil {
 				results[r.Proxy.Addr()] = r
 			}

@@ -1,13 +1,18 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,9 +254,30 @@ func TestCheckCommandInput(t *testing.T) {
 	}
 }
 
-// TestCheckCommandInterrupt cancels the command's context (what the first SIGINT does) while
-// blackholes hold checks open with a long timeout: it must return promptly, with the live
-// proxies checked so far written and the interruption reported.
+// lineWatcher is a log destination that calls fn with each complete line.
+type lineWatcher struct {
+	mu  sync.Mutex
+	buf []byte
+	fn  func(line string)
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.fn(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// TestCheckCommandInterrupt cancels the command's context (what the first SIGINT does) once the
+// live proxies are checked, while blackholes hold the other checks open with a long timeout: it
+// must return promptly, with the live proxies written and the interruption reported.
 func TestCheckCommandInterrupt(t *testing.T) {
 	t.Parallel()
 	l, _ := startCheckLab(t, lab.Config{HTTP: 3, Blackhole: 5})
@@ -265,24 +291,115 @@ func TestCheckCommandInterrupt(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// The signal arrives after 3 s: the live proxies answer in milliseconds, the
-	// blackholes would hold their checks for the whole 60 s timeout.
-	timer := time.AfterFunc(3*time.Second, cancel)
-	defer timer.Stop()
+	alive := 0
+	logs := &lineWatcher{fn: func(line string) {
+		if strings.Contains(line, "msg=checked") && strings.Contains(line, "class=alive") {
+			if alive++; alive == len(live) {
+				cancel() // the interrupt, while the blackholes hang
+			}
+		}
+	}}
+	var stdout, stderr bytes.Buffer
+	env := &Env{Stdin: strings.NewReader(in.String()), Stdout: &stdout, Stderr: &stderr,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	start := time.Now()
-	code, stdout, stderr := runCheckCmd(t, ctx, in.String(), "-f", "-", "--judge", l.JudgeURL(), "-t", "60s")
-	if took := time.Since(start); took > 20*time.Second {
-		t.Fatalf("took %v after the interrupt", took)
+	code := run(ctx, env, []string{"check", "-f", "-", "--judge", l.JudgeURL(), "-t", "60s"})
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("took %v: the interrupt did not end the blackhole checks", took)
 	}
 	if code != ExitOK {
-		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
 	}
 	for _, p := range live {
-		if !strings.Contains(stdout, p+"\n") {
-			t.Errorf("live %s not written:\n%s", p, stdout)
+		if !strings.Contains(stdout.String(), p+"\n") {
+			t.Errorf("live %s not written:\n%s", p, stdout.String())
 		}
 	}
-	if !strings.Contains(stderr, "interrupted: 5 of 8 proxies not checked") {
-		t.Errorf("stderr lacks the interruption:\n%s", stderr)
+	if !strings.Contains(stderr.String(), "interrupted: 5 of 8 proxies not checked") {
+		t.Errorf("stderr lacks the interruption:\n%s", stderr.String())
+	}
+}
+
+// TestCheckHelperProcess is not a test: it is the proxyline process that
+// TestCheckCommandSIGINT starts (this test binary re-executed), running Main with real signal
+// handling.
+func TestCheckHelperProcess(t *testing.T) {
+	if os.Getenv("PROXYLINE_CHECK_HELPER") != "1" {
+		t.Skip("helper process for TestCheckCommandSIGINT")
+	}
+	args := os.Args
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	os.Exit(Main(args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// TestCheckCommandSIGINT sends a real SIGINT to a real proxyline check process once its live
+// proxies are checked, while blackholes hold the other checks: it must exit 0 promptly, with the
+// live proxies written and the interruption reported, and leave no process behind.
+func TestCheckCommandSIGINT(t *testing.T) {
+	t.Parallel()
+	l, _ := startCheckLab(t, lab.Config{HTTP: 3, Blackhole: 5})
+	var in strings.Builder
+	var live []string
+	for _, tr := range l.Truth() {
+		in.WriteString(tr.Proxy.String() + "\n")
+		if tr.Alive {
+			live = append(live, tr.Proxy.String())
+		}
+	}
+	file := filepath.Join(t.TempDir(), "list.txt")
+	if err := os.WriteFile(file, []byte(in.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCheckHelperProcess$", "--",
+		"check", "-f", file, "--judge", l.JudgeURL(), "-t", "60s")
+	cmd.Env = append(os.Environ(), "PROXYLINE_CHECK_HELPER=1", "PROXYLINE_LOG_LEVEL=debug")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	var errText strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		alive := 0
+		for sc.Scan() {
+			line := sc.Text()
+			errText.WriteString(line + "\n")
+			if strings.Contains(line, "msg=checked") && strings.Contains(line, "class=alive") {
+				if alive++; alive == len(live) {
+					_ = cmd.Process.Signal(syscall.SIGINT) // by PID; Wait reports if it is gone
+				}
+			}
+		}
+		waited <- cmd.Wait()
+	}()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("exit: %v; stderr:\n%s", err, errText.String())
+		}
+	case <-time.After(45 * time.Second):
+		_ = cmd.Process.Kill()
+		<-waited
+		t.Fatalf("no exit 45 s after start; stderr:\n%s", errText.String())
+	}
+	for _, p := range live {
+		if !strings.Contains(stdout.String(), p+"\n") {
+			t.Errorf("live %s not written:\n%s", p, stdout.String())
+		}
+	}
+	if !strings.Contains(errText.String(), "interrupted: 5 of 8 proxies not checked") {
+		t.Errorf("stderr lacks the interruption:\n%s", errText.String())
 	}
 }

@@ -88,6 +88,9 @@ func printCleanup(env *Env, o cleanupOptions, rep supervise.SweepReport) error {
 				p.Age, p.State, p.Owner, p.Cgroup, p.Action, strings.Join(p.Cmdline, " "))
 		}
 	}
+	if err := tw.Flush(); err != nil { // each table aligns on its own
+		return fmt.Errorf("write report: %w", err)
+	}
 	if len(rep.Cgroups) > 0 {
 		fmt.Fprintln(tw, "CGROUP\tOWNER\tPROCS\tACTION")
 		for _, c := range rep.Cgroups {

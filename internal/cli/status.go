@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/proxyline/proxyline/internal/queue"
+	"github.com/proxyline/proxyline/internal/supervise"
 )
 
 // statusOptions are the flags of proxyline status.
@@ -88,6 +89,10 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	} else if s, err = st.Status(ctx); err != nil {
 		return err
 	}
+	s.SupervisionHere = layerNames(supervise.Detect(ctx, supervise.Config{Log: env.Log}))
+	if s.SupervisionHere == nil {
+		s.SupervisionHere = []string{}
+	}
 	if o.json {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
@@ -110,6 +115,7 @@ func printStatus(w io.Writer, s *queue.Status) {
 	fmt.Fprintf(w, "pool      %d proxies, %d alive, %d history rows\n", s.Pool.Total, s.Pool.Alive, s.Pool.History)
 	fmt.Fprintf(w, "  by outcome  %s\n", counts(s.Pool.ByClass))
 	fmt.Fprintf(w, "  alive by protocol  %s\n", counts(s.Pool.ByProtocol))
+	fmt.Fprintf(w, "supervision layers here: %s\n", strings.Join(s.SupervisionHere, ", "))
 	fmt.Fprintf(w, "workers   %d alive of %d registered\n", s.WorkersAlive, len(s.Workers))
 	for _, wk := range s.Workers {
 		state := "dead"

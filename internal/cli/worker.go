@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/proxyline/proxyline/internal/check"
+	"github.com/proxyline/proxyline/internal/check/external"
 	"github.com/proxyline/proxyline/internal/queue"
 	"github.com/proxyline/proxyline/internal/supervise"
 	"github.com/proxyline/proxyline/proxy"
@@ -22,6 +24,7 @@ type workerOptions struct {
 	concurrency int
 	parallel    int
 	exec        string
+	pty         bool
 	grace       time.Duration
 	timeout     time.Duration
 	jobTimeout  time.Duration
@@ -50,7 +53,11 @@ func (o *workerOptions) Validate() error {
 		errs = append(errs, fmt.Errorf("--database: %w", err))
 	}
 	if o.exec != "" {
-		errs = append(errs, errors.New("--exec: the exec backend is not available in this build yet"))
+		// Validate the template now (with a placeholder runner), not at the first job.
+		c := &external.Checker{Template: o.exec, Judge: "http://127.0.0.1/", Runner: (*supervise.Supervisor)(nil)}
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--exec: %w", err))
+		}
 	}
 	if len(errs) > 0 {
 		return usageError("%w", errors.Join(errs...))
@@ -76,6 +83,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&o.concurrency, "concurrency", 2, "jobs (chunks) worked at once")
 	fs.IntVar(&o.parallel, "parallel", 64, "proxies of one job checked at once")
 	fs.StringVar(&o.exec, "exec", "", "external checker command template, run under supervision per chunk (default: in-process checker)")
+	fs.BoolVar(&o.pty, "pty", false, "run the --exec checker on a pseudo-terminal (for tools that need one)")
 	fs.DurationVar(&o.grace, "grace", 10*time.Second, "time running jobs get to finish after the first signal")
 	fs.DurationVar(&o.timeout, "t", 0, "check timeout for jobs that carry none (default 10s)")
 	fs.DurationVar(&o.jobTimeout, "job-timeout", 0, "time one job may take (default 5m)")
@@ -106,12 +114,16 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 	defer st.Close()
 
+	newChecker, backend := inProcessChecker(o, env), "inprocess"
+	if o.exec != "" {
+		newChecker, backend = execChecker(o, env, sup), "exec"
+	}
 	w, err := st.NewWorker(queue.WorkerConfig{
-		NewChecker:           inProcessChecker(o, env),
+		NewChecker:           newChecker,
 		ParseProxy:           proxy.Parse,
 		Concurrency:          o.concurrency,
 		Grace:                o.grace,
-		Backend:              "inprocess",
+		Backend:              backend,
 		Layers:               layerNames(sup.Layers()),
 		JobTimeout:           o.jobTimeout,
 		RescueStuckJobsAfter: o.rescueAfter,
@@ -173,6 +185,47 @@ func inProcessChecker(o *workerOptions, env *Env) queue.NewChecker {
 		}
 		return queue.PerProxy(c.Check, o.parallel), nil
 	}
+}
+
+// execChecker builds external checkers, run under the worker's supervisor. The tool reports only
+// which proxies are alive; the others are recorded with class unreachable and say so.
+func execChecker(o *workerOptions, env *Env, sup *supervise.Supervisor) queue.NewChecker {
+	return func(_ context.Context, jo queue.CheckOptions) (queue.Checker, error) {
+		c := &external.Checker{Template: o.exec, Timeout: cmp.Or(jo.Timeout, o.timeout), Concurrency: o.parallel,
+			Judge: jo.Judge, PTY: o.pty, Runner: sup, Log: env.Log}
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		return execChunk{c}, nil
+	}
+}
+
+// execChunk adapts external.Checker (live proxies out) to queue.Checker (one result per proxy).
+type execChunk struct{ c *external.Checker }
+
+func (e execChunk) CheckChunk(ctx context.Context, ps []proxy.Proxy) ([]check.Result, error) {
+	start := time.Now()
+	live, err := e.c.CheckChunk(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	// A bare proxy comes back with the scheme the tool found: match by address, then scheme.
+	found := map[string]proxy.Proxy{}
+	for _, p := range live {
+		found[p.Addr()+"|"+string(p.Scheme)] = p
+		found[p.Addr()+"|"] = p
+	}
+	out := make([]check.Result, len(ps))
+	for i, p := range ps {
+		if lp, ok := found[p.Addr()+"|"+string(p.Scheme)]; ok {
+			out[i] = check.Result{Proxy: lp, Class: check.Alive, Total: now.Sub(start), CheckedAt: now}
+			continue
+		}
+		out[i] = check.Result{Proxy: p, Class: check.Unreachable, Err: "the external checker did not report it alive",
+			Total: now.Sub(start), CheckedAt: now}
+	}
+	return out, nil
 }
 
 // layerNames lists the JSON names of the layers in force.

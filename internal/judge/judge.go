@@ -72,7 +72,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Build returns the judge page for r. The lab's lying proxies use it to forge pages.
+// Build returns the judge page for r: what Handler encodes.
 func Build(r *http.Request) Response {
 	token := r.URL.Query().Get(TokenParam)
 	if token == "" {

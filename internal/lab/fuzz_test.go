@@ -155,11 +155,14 @@ func exchange(t *testing.T, serve func(net.Conn), data []byte) []byte {
 		serve(server)
 	}()
 	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
+	wrote := make(chan struct{})
 	go func() {
-		_, _ = client.Write(data)
+		defer close(wrote)
+		_, _ = client.Write(data) // fails once the server hangs up: fine
 		_ = client.(*net.UnixConn).CloseWrite()
 	}()
 	out, err := io.ReadAll(client)
+	<-wrote
 	// A server that hangs up with input unread resets the connection: that is an answer too.
 	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("read answer to %q: %v", data, err)
@@ -224,4 +227,18 @@ func FuzzSOCKSConn(f *testing.F) {
 			t.Fatalf("socks4 answer %q", out)
 		}
 	})
+}
+
+// TestHeadLimit: an endless request head gets 431, not unbounded memory.
+func TestHeadLimit(t *testing.T) {
+	t.Parallel()
+	l, wg := fuzzLab(t)
+	defer wg.Wait()
+	defer l.Stop()
+	e := &entry{kind: KindHTTP, svc: svcHTTP, addr: netip.MustParseAddr("127.0.0.9"), scheme: proxy.HTTP}
+	head := "GET http://127.0.0.2/ HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"
+	out := exchange(t, func(c net.Conn) { l.serveHTTP(c, e) }, []byte(head))
+	if !bytes.HasPrefix(out, []byte("HTTP/1.1 431")) {
+		t.Fatalf("answer %.40q, want 431", out)
+	}
 }

@@ -11,8 +11,11 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/proxyline/proxyline/proxy"
 )
@@ -274,5 +277,95 @@ func TestStartFailsCleanly(t *testing.T) {
 	cancel()
 	if _, err := Start(ctx, Config{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Start with a canceled context: %v", err)
+	}
+}
+
+// TestBlackholeHoldLimit: past its limit the blackhole service stops accepting; connections wait
+// in the kernel backlog (the client still sees a silent peer) and are taken as held ones close.
+func TestBlackholeHoldLimit(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, Config{Blackhole: 2, holdLimit: 3})
+	tracked := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.closers)
+	}
+	waitTracked := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for tracked() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("lab tracks %d, want %d", tracked(), want)
+			}
+			time.Sleep(time.Millisecond) // polling with a deadline
+		}
+	}
+	base := tracked() // listener, judge servers
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 5 {
+		c, err := net.Dial("tcp", l.Candidates()[i%2].Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if i == 2 {
+			waitTracked(base + 3)
+		}
+	}
+	// The two over the limit are connected (in the backlog) but not accepted.
+	timer := time.NewTimer(100 * time.Millisecond)
+	<-timer.C
+	if n := tracked(); n != base+3 {
+		t.Fatalf("lab holds %d blackhole connections, limit 3", n-base)
+	}
+	for _, c := range conns[:3] {
+		c.Close()
+	}
+	waitTracked(base + 2) // the held ones released, the two from the backlog taken
+	for _, c := range conns[3:] {
+		c.Close()
+	}
+	waitTracked(base)
+}
+
+// TestListenersBoundToLoopbackDevice: every wildcard listener only receives packets that arrived
+// on lo, so the farm is unreachable from the network (root or Linux >= 5.7 can set this).
+func TestListenersBoundToLoopbackDevice(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, Config{})
+	l.mu.Lock()
+	var lns []*net.TCPListener
+	for c := range l.closers {
+		if ln, ok := c.(*net.TCPListener); ok {
+			lns = append(lns, ln)
+		}
+	}
+	l.mu.Unlock()
+	if len(lns) != 6 { // http, https, socks4, socks4a, socks5, blackhole
+		t.Fatalf("%d wildcard listeners, want 6", len(lns))
+	}
+	for _, ln := range lns {
+		if got := ln.Addr().String(); !strings.HasPrefix(got, "0.0.0.0:") {
+			t.Fatalf("listener on %s, want the IPv4 wildcard", got)
+		}
+		rc, err := ln.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dev string
+		var gerr error
+		if err := rc.Control(func(fd uintptr) {
+			dev, gerr = unix.GetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE)
+		}); err != nil || gerr != nil {
+			t.Fatalf("getsockopt: %v %v", err, gerr)
+		}
+		if dev != "lo" {
+			t.Fatalf("listener %s bound to device %q, want lo", ln.Addr(), dev)
+		}
 	}
 }

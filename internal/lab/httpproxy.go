@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,6 +27,29 @@ import (
 
 	"github.com/proxyline/proxyline/internal/judge"
 )
+
+// maxHead bounds the bytes read for one request head, as net/http's server does
+// (http.DefaultMaxHeaderBytes plus slack): http.ReadRequest itself has no limit.
+const maxHead = 1<<20 + 4096
+
+// headLimiter reads from r until n bytes have been read, then reports EOF. serveHTTP sets n
+// before each request head and lifts it after.
+type headLimiter struct {
+	r io.Reader
+	n int64
+}
+
+func (h *headLimiter) Read(p []byte) (int, error) {
+	if h.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > h.n {
+		p = p[:h.n]
+	}
+	n, err := h.r.Read(p)
+	h.n -= int64(n)
+	return n, err
+}
 
 // maxAlterBody bounds the body an altering proxy reads to change it.
 const maxAlterBody = 1 << 20
@@ -65,8 +89,10 @@ func (l *Lab) serveHTTP(c net.Conn, e *entry) {
 		}
 		c = tc
 	}
-	br := bufio.NewReaderSize(c, 4<<10)
+	lim := &headLimiter{r: c}
+	br := bufio.NewReaderSize(lim, 4<<10)
 	for {
+		lim.n = maxHead
 		_ = c.SetReadDeadline(time.Now().Add(headTimeout))
 		// A request starts with a method, a token of letters: answer anything else (a SOCKS
 		// greeting from a probe, say) at once instead of waiting for a line that never comes.
@@ -76,11 +102,15 @@ func (l *Lab) serveHTTP(c net.Conn, e *entry) {
 		}
 		req, err := http.ReadRequest(br)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			switch {
+			case lim.n <= 0:
+				writeStatus(c, http.StatusRequestHeaderFieldsTooLarge, "lab proxy: request head too large", nil)
+			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed):
 				writeStatus(c, http.StatusBadRequest, "lab proxy: bad request: "+err.Error(), nil)
 			}
 			return
 		}
+		lim.n = math.MaxInt64 // the body and tunnels are not limited
 		_ = c.SetReadDeadline(time.Time{})
 		if !l.handleRequest(c, br, req, e) {
 			return
@@ -170,7 +200,7 @@ func (l *Lab) connect(c net.Conn, br *bufio.Reader, req *http.Request, e *entry)
 		}
 		return
 	}
-	inner, err := http.ReadRequest(br)
+	inner, err := http.ReadRequest(bufio.NewReader(io.LimitReader(br, maxHead)))
 	if err != nil {
 		return
 	}

@@ -90,6 +90,8 @@ type Config struct {
 	Dir string
 	// Log receives the lab's diagnostics. Default: discarded.
 	Log *slog.Logger
+
+	holdLimit int // blackhole connections held at once; default maxHeld (tests lower it)
 }
 
 // Validate reports the first invalid field.
@@ -141,6 +143,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SlowDelay == 0 {
 		c.SlowDelay = DefaultSlowDelay
+	}
+	if c.holdLimit == 0 {
+		c.holdLimit = maxHeld
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

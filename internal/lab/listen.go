@@ -104,7 +104,7 @@ func isLoopback4(a netip.Addr) bool { return a.Is4() && a.As4()[0] == 127 }
 // handing it to serve in its own goroutine.
 func (l *Lab) acceptLoop(ln net.Listener, svc service, serve func(net.Conn, *entry)) {
 	defer l.wg.Done()
-	held := make(chan struct{}, maxHeld) // used by blackholes only
+	held := make(chan struct{}, l.cfg.holdLimit) // used by blackholes only
 	for {
 		if svc == svcBlackhole {
 			select {

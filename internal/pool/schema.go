@@ -37,7 +37,6 @@ func migrations() []migration {
 				job_id     BIGINT  NOT NULL,
 				PRIMARY KEY (addr, scheme)
 			)`,
-			`CREATE INDEX IF NOT EXISTS proxyline_proxy_class ON proxyline_proxy (class)`,
 			// proxyline_check: one row per (job, proxy): the history.
 			`CREATE TABLE IF NOT EXISTS proxyline_check (
 				job_id     BIGINT  NOT NULL,
@@ -55,7 +54,6 @@ func migrations() []migration {
 				checked_at BIGINT  NOT NULL,
 				PRIMARY KEY (job_id, addr, scheme)
 			)`,
-			`CREATE INDEX IF NOT EXISTS proxyline_check_addr ON proxyline_check (addr, scheme)`,
 			// proxyline_worker: live workers and their heartbeats, for status.
 			`CREATE TABLE IF NOT EXISTS proxyline_worker (
 				id           TEXT    NOT NULL PRIMARY KEY,

@@ -227,3 +227,22 @@ func FuzzAppendPIDs(f *testing.F) {
 		}
 	})
 }
+
+// TestSnapshotAllocs: the 10 Hz path must not allocate per process (only the directory open).
+func TestSnapshotAllocs(t *testing.T) {
+	r := NewReader()
+	snap, err := r.Snapshot(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		snap, err = r.Snapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	// New comms (processes started meanwhile on this busy machine) may add a few.
+	if limit := 2 + float64(len(snap))/50; allocs > limit {
+		t.Fatalf("Snapshot of %d processes: %.1f allocations per run, want ≤ %.0f", len(snap), allocs, limit)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
@@ -26,17 +27,20 @@ const (
 // riverEngine is engine for one River driver. TTx is the driver's transaction type (*sql.Tx for
 // SQLite, pgx.Tx for PostgreSQL); the functions fill in what River does not abstract.
 type riverEngine[TDriver riverdriver.Driver[TTx], TTx any] struct {
-	driver   TDriver
-	plain    pool.DB
-	dial     dialect
-	log      *slog.Logger
-	begin    func(ctx context.Context) (TTx, error)
-	commit   func(ctx context.Context, tx TTx) error
-	abort    func(ctx context.Context, tx TTx) error
-	wrap     func(tx TTx) pool.DB
-	lock     func(ctx context.Context) (unlock func(), err error) // serialises migrations across processes
-	closeDB  func()
-	inserter *river.Client[TTx]
+	driver  TDriver
+	plain   pool.DB
+	dial    dialect
+	log     *slog.Logger
+	begin   func(ctx context.Context) (TTx, error)
+	commit  func(ctx context.Context, tx TTx) error
+	abort   func(ctx context.Context, tx TTx) error
+	wrap    func(tx TTx) pool.DB
+	lock    func(ctx context.Context) (unlock func(), err error) // serialises migrations across processes
+	closeDB func()
+
+	inserterOnce sync.Once
+	inserter     *river.Client[TTx] // set once by client(); an unstarted client for inserts and the UI
+	inserterErr  error
 }
 
 func (e *riverEngine[TDriver, TTx]) db() pool.DB      { return e.plain }
@@ -87,15 +91,13 @@ func (e *riverEngine[TDriver, TTx]) inTx(ctx context.Context, fn func(tx TTx) er
 }
 
 func (e *riverEngine[TDriver, TTx]) client() (*river.Client[TTx], error) {
-	if e.inserter != nil {
-		return e.inserter, nil
-	}
-	c, err := river.NewClient(e.driver, &river.Config{Logger: e.log})
-	if err != nil {
-		return nil, fmt.Errorf("river client: %w", err)
-	}
-	e.inserter = c
-	return c, nil
+	e.inserterOnce.Do(func() {
+		e.inserter, e.inserterErr = river.NewClient(e.driver, &river.Config{Logger: e.log})
+		if e.inserterErr != nil {
+			e.inserterErr = fmt.Errorf("river client: %w", e.inserterErr)
+		}
+	})
+	return e.inserter, e.inserterErr
 }
 
 func (e *riverEngine[TDriver, TTx]) insertMany(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {

@@ -21,6 +21,8 @@ import (
 var (
 	binary   string
 	buildErr error
+	// fakeChecker is internal/check/external's stand-in for mubeng, for the exec backend.
+	fakeChecker string
 )
 
 func TestMain(m *testing.M) {
@@ -32,6 +34,9 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		binary, buildErr = buildBinary(dir)
+		if buildErr == nil {
+			fakeChecker, buildErr = build(dir, "fakechecker", "./internal/check/external/testdata/fakechecker", false)
+		}
 		return m.Run()
 	}()
 	// goleak after the tests, as VerifyTestMain does, but after our cleanup too.
@@ -45,17 +50,22 @@ func TestMain(m *testing.M) {
 }
 
 func buildBinary(dir string) (string, error) {
-	out := filepath.Join(dir, "proxyline")
+	return build(dir, "proxyline", "./cmd/proxyline", raceEnabled)
+}
+
+// build builds the package pkg (relative to the module root) into dir/name.
+func build(dir, name, pkg string, race bool) (string, error) {
+	out := filepath.Join(dir, name)
 	args := []string{"build", "-o", out}
-	if raceEnabled {
+	if race {
 		args = append(args, "-race")
 	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	cmd := exec.Command("go", append(args, "./cmd/proxyline")...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/proxyline: %v\n%s", err, b)
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out, nil
 }

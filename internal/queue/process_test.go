@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -315,6 +316,11 @@ func cookieProcesses(t testing.TB, owner int) []int {
 		if err != nil {
 			continue
 		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+				continue // a zombie runs nothing; its reaper is PID 1 or a subreaper
+			}
+		}
 		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
 		if err != nil {
 			continue // gone, or not ours to read
@@ -410,5 +416,64 @@ func TestEnqueueMalformedList(t *testing.T) {
 	_, s := statusJSON(t, db)
 	if n := s.Jobs["available"]; n != 0 || s.Unfinished != 0 {
 		t.Errorf("jobs after a failed enqueue: %v", s.Jobs)
+	}
+}
+
+// TestKillExecWorker SIGKILLs a worker whose external checker (and the child and setsid'd
+// grandchild it started) hangs: none of them survives, and another worker hands the job back and
+// finishes it with a checker that works.
+func TestKillExecWorker(t *testing.T) {
+	t.Parallel()
+	if fakeChecker == "" {
+		t.Fatalf("no fake checker: %v", buildErr)
+	}
+	db := database(t, "sqlite")
+	var lines []string
+	for i := range 10 {
+		lines = append(lines, fmt.Sprintf("http://127.0.0.%d:%d", 10+i, 8000+i))
+	}
+	list := writeList(t, lines)
+	if code, out, errOut := run(t, time.Minute, "enqueue", "--database", db, "--chunk", "10", "--judge", "http://127.0.0.2:1/", list); code != 0 {
+		t.Fatalf("enqueue exit %d: %s %s", code, out, errOut)
+	}
+	pids := filepath.Join(t.TempDir(), "pids")
+	a := start(t, "workerA", "worker", "--database", db, "--concurrency", "1",
+		"--exec", fakeChecker+" -f {in} -o {out} -mode hang -pids "+pids)
+	apid := a.cmd.Process.Pid
+	waitFor(t, 60*time.Second, "the hanging checker, its child and its setsid'd grandchild", func() bool {
+		return len(cookieProcesses(t, apid)) >= 3
+	})
+	a.signal(t, syscall.SIGKILL)
+	if code := a.wait(t, 10*time.Second); code != -1 {
+		t.Errorf("worker A exit %d, want killed", code)
+	}
+	// With a PID namespace per task the kernel kills the whole task tree when the worker dies.
+	// Without it, a setsid'd escapee lives until the next worker's start-up sweep (HYGIENE.md).
+	_, before := statusJSON(t, db)
+	kernelKills := slices.Contains(before.SupervisionHere, "pid_namespace")
+	if kernelKills {
+		waitFor(t, 10*time.Second, "the dead worker's checker processes to die", func() bool {
+			return len(cookieProcesses(t, apid)) == 0
+		})
+	} else {
+		t.Logf("no pid_namespace layer here (%v): relying on worker B's start-up sweep", before.SupervisionHere)
+	}
+	b := start(t, "workerB", "worker", "--database", db, "--exec", fakeChecker+" -f {in} -o {out} -mode live")
+	waitFor(t, 30*time.Second, "no process of the dead worker's tasks", func() bool {
+		return len(cookieProcesses(t, apid)) == 0
+	})
+	code, s := statusJSON(t, db, "--wait", "60s")
+	if code != 0 || s.Jobs["completed"] != 1 {
+		t.Fatalf("status --wait: exit %d, jobs %v", code, s.Jobs)
+	}
+	if s.Pool.Total != 10 || s.Pool.Alive != 5 {
+		t.Errorf("pool %+v, want 10 proxies, the 5 with even ports alive", s.Pool)
+	}
+	b.signal(t, syscall.SIGTERM)
+	if code := b.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("worker B exit %d", code)
+	}
+	if left := cookieProcesses(t, b.cmd.Process.Pid); len(left) > 0 {
+		t.Errorf("worker B left processes: %v", left)
 	}
 }

@@ -29,6 +29,9 @@ type Status struct {
 	// WorkersAlive counts the workers whose heartbeat is fresh (and, on this host, whose
 	// process lives).
 	WorkersAlive int `json:"workers_alive"`
+	// SupervisionHere lists the supervision layers this machine allows a worker started here
+	// (filled by the status command from supervise.Detect; Status leaves it empty).
+	SupervisionHere []string `json:"supervision_here"`
 }
 
 // WorkerStatus is a registered worker and whether it is alive.

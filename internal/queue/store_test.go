@@ -3,6 +3,8 @@ package queue_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -247,6 +249,41 @@ func TestPoolRecordIsIdempotent(t *testing.T) {
 				}
 				if !strings.Contains(e.Proxy, "://") {
 					t.Errorf("entry proxy %q has no scheme", e.Proxy)
+				}
+			}
+		})
+	}
+}
+
+func TestUIServesJobs(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			st := open(t, database(t, engine))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if _, err := st.EnqueueChecks(ctx, queue.Split(proxies(3), "l", 1), queue.CheckOptions{Judge: "http://127.0.0.2/"}); err != nil {
+				t.Fatal(err)
+			}
+			h, err := st.UI(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			for _, tc := range []struct{ path, want string }{
+				{"/", "<html"},
+				{"/api/jobs?state=available&limit=10", `"kind":"check"`},
+			} {
+				resp, err := srv.Client().Get(srv.URL + tc.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.Contains(string(body), tc.want) {
+					t.Errorf("GET %s: %d, body lacks %q: %.300s", tc.path, resp.StatusCode, tc.want, body)
 				}
 			}
 		})

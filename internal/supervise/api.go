@@ -34,6 +34,10 @@ type Config struct {
 	Grace time.Duration
 	// Log receives what the supervisor does. Default: discard.
 	Log *slog.Logger
+	// SkipStartSweep leaves leftovers of dead supervisors alone at Start (tests that watch
+	// leftovers; hosts where `proxyline cleanup` runs on its own schedule). Default false: Start
+	// sweeps.
+	SkipStartSweep bool
 }
 
 // Spec describes one task.

@@ -97,3 +97,17 @@ func initRSS(b *testing.B, s *Supervisor) int {
 	}
 	return 0
 }
+
+// BenchmarkSupervisorStart measures Start: layer probes, subreaper, start-up sweep.
+func BenchmarkSupervisorStart(b *testing.B) {
+	for b.Loop() {
+		s, err := New(Config{Name: "benchstart"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		s.Stop()
+	}
+}

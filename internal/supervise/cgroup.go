@@ -138,7 +138,7 @@ func cgroupKill(dir string) error {
 // cgroupWaitEmpty polls cgroup.events until populated is 0 or the deadline passes, killing
 // again each round when kill is set.
 func cgroupWaitEmpty(dir string, deadline time.Time, kill bool) error {
-	for {
+	for i := 0; ; i++ {
 		pop, err := cgroupPopulated(dir)
 		if err != nil {
 			return err
@@ -155,7 +155,7 @@ func cgroupWaitEmpty(dir string, deadline time.Time, kill bool) error {
 				return err
 			}
 		}
-		time.Sleep(5 * time.Millisecond) // polling interval, bounded by the deadline above
+		time.Sleep(pollInterval(i)) // polling, bounded by the deadline above
 	}
 }
 
@@ -185,4 +185,11 @@ func cgroupKillRemove(dir string, wait time.Duration) error {
 	}
 	errs = append(errs, cgroupRemove(dir))
 	return errors.Join(errs...)
+}
+
+// pollInterval is the pause before poll round i+1: 100 µs doubling up to 10 ms, so a state that
+// settles at once (a cgroup emptied by the exit we just saw) costs little and a slow one little
+// CPU.
+func pollInterval(i int) time.Duration {
+	return min(100*time.Microsecond<<min(i, 7), 10*time.Millisecond)
 }

@@ -38,17 +38,31 @@ func ParseCookie(s string) (Cookie, error) {
 		return Cookie{}, fmt.Errorf("%w %q: want <owner-pid>:<owner-starttime>:<task-id>", errCookie, s)
 	}
 	pid, err := strconv.Atoi(parts[0])
-	if err != nil || pid <= 0 || parts[0][0] == '+' {
+	if err != nil || pid <= 0 || !canonical(parts[0]) {
 		return Cookie{}, fmt.Errorf("%w %q: owner pid %q", errCookie, s, parts[0])
 	}
 	start, err := strconv.ParseUint(parts[1], 10, 64)
-	if err != nil || parts[1][0] == '+' {
+	if err != nil || !canonical(parts[1]) {
 		return Cookie{}, fmt.Errorf("%w %q: owner start time %q", errCookie, s, parts[1])
 	}
 	if !validTaskID(parts[2]) {
 		return Cookie{}, fmt.Errorf("%w %q: task id %q", errCookie, s, parts[2])
 	}
 	return Cookie{OwnerPID: pid, OwnerStart: start, TaskID: parts[2]}, nil
+}
+
+// canonical reports whether s is a decimal number as strconv formats it: digits only, no
+// leading zero, so every cookie has exactly one spelling.
+func canonical(s string) bool {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func validTaskID(id string) bool {

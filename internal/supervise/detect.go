@@ -147,7 +147,7 @@ const selfExe = "/proc/self/exe"
 func probeCommand(ctx context.Context) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, selfExe)
 	cmd.Args = []string{initArg0, "-test.run=^$"}
-	cmd.Env = []string{initEnv + "=probe"}
+	cmd.Env = []string{initEnv + "=probe", noRaceSleep}
 	cmd.WaitDelay = time.Second
 	return cmd
 }

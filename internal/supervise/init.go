@@ -20,8 +20,14 @@ import (
 // command's status on fd 3, and exits once it has no children left. It was started with
 // Pdeathsig=SIGKILL: if the worker dies, it dies, and the kernel kills the whole namespace.
 
+// noRaceSleep stops a race-detector build of the init (our test binaries) from sleeping 1 s at
+// exit (GORACE atexit_sleep_ms, default 1000), which would add a second to every task in tests.
+// It is meaningless to other builds. The init removes it again before starting the command
+// unless the task's own environment had GORACE ("run-keep-gorace").
+const noRaceSleep = "GORACE=atexit_sleep_ms=0"
+
 const (
-	initEnv      = "PROXYLINE_SUPERVISE_INIT" // "run" or "probe"
+	initEnv      = "PROXYLINE_SUPERVISE_INIT" // "run", "run-keep-gorace" or "probe"
 	initArg0     = "proxyline-init"
 	probeReply   = "proxyline-init ok pid="
 	reportPrefix = "exit "
@@ -46,6 +52,9 @@ func MaybeInit() (code int, ok bool) {
 		fmt.Fprintf(os.Stdout, "%s%d\n", probeReply, os.Getpid())
 		return 0, true
 	case "run":
+		os.Unsetenv("GORACE")
+		return runInit(os.Args), true
+	case "run-keep-gorace":
 		return runInit(os.Args), true
 	default:
 		fmt.Fprintf(os.Stderr, "%s: unknown mode %q in %s\n", initArg0, mode, initEnv)
@@ -151,9 +160,23 @@ func runInit(args []string) int {
 		if sig == unix.SIGCHLD {
 			continue
 		}
-		// kill(-1) from PID 1 of a namespace reaches every process of the namespace but itself.
-		_ = syscall.Kill(-1, sig.(syscall.Signal))
-		_ = syscall.Kill(-1, syscall.SIGCONT)
+		forward(child, sig.(syscall.Signal))
+		forward(child, syscall.SIGCONT)
+	}
+}
+
+// forward passes a signal on to the task. Only as PID 1 of its own PID namespace may the init
+// use kill(-1), which there reaches every process of the namespace but itself; anywhere else
+// kill(-1) would hit every process the user may signal (as root: the whole machine), so
+// outside a namespace (a hand-run init, a broken setup) it signals the command's process
+// group only, and never a pgid <= 1.
+func forward(child int, sig syscall.Signal) {
+	if os.Getpid() == 1 {
+		_ = syscall.Kill(-1, sig)
+		return
+	}
+	if child > 1 {
+		_ = syscall.Kill(-child, sig)
 	}
 }
 

@@ -74,7 +74,9 @@ func runMiniWorker(raw string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	s, err := New(Config{Name: "miniworker", Disable: layersFromBits(spec.Bits), Grace: 500 * time.Millisecond, Log: log})
+	// No start-up sweep: parallel tests SIGKILL other mini-workers and watch what they leave;
+	// a sweep here would clean that up and could hide a failing layer.
+	s, err := New(Config{Name: "miniworker", Disable: layersFromBits(spec.Bits), Grace: 500 * time.Millisecond, Log: log, SkipStartSweep: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
@@ -155,9 +157,9 @@ func describe(pids []int) string {
 
 // killCookieOwnedBy is the safety net of every test (t.Cleanup): SIGKILL, by pid, whatever
 // still carries a cookie of owner, after re-verifying it through a pidfd.
-func killCookieOwnedBy(t testing.TB, owner int) {
+func killCookieOwnedBy(t testing.TB, owner int, taskPrefix string) {
 	fs, _ := procfs.NewDefaultFS()
-	for _, pid := range cookieOwnedBy(t, owner, "") {
+	for _, pid := range cookieOwnedBy(t, owner, taskPrefix) {
 		raw := procCookie(fs, pid)
 		if m, err := openMember(fs, pid, 0, func(p int) bool { return procCookie(fs, p) == raw }); err == nil {
 			_ = m.signal(syscall.SIGKILL)
@@ -223,7 +225,7 @@ func newStarted(t testing.TB, cfg Config) *Supervisor {
 	}
 	t.Cleanup(func() {
 		s.Stop()
-		killCookieOwnedBy(t, os.Getpid())
+		killCookieOwnedBy(t, os.Getpid(), s.name+"-") // only this test's tasks: others run in parallel
 	})
 	return s
 }

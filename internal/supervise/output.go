@@ -28,7 +28,7 @@ func startCapture(r *os.File, w io.Writer, limit int64) *capture {
 
 func (c *capture) run() {
 	defer close(c.done)
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 8<<10)
 	var kept int64
 	for {
 		n, err := c.r.Read(buf)

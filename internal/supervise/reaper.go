@@ -62,35 +62,35 @@ func (r *reaper) scan() {
 	s := r.s
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
-	procs, err := s.fs.AllProcs()
+	children, err := ownChildren()
 	if err != nil {
 		s.log.Warn("orphan scan", "err", err)
 		return
 	}
-	for _, p := range procs {
-		if _, ok := r.adopted[p.PID]; ok || s.isChild(p.PID) {
+	for _, pid := range children {
+		if _, ok := r.adopted[pid]; ok || s.isChild(pid) {
 			continue
 		}
-		st, err := p.Stat()
-		if err != nil || st.PPID != s.self.pid {
+		pi, err := readProc(s.fs, pid)
+		if err != nil || pi.ppid != s.self.pid {
 			continue
 		}
-		if st.State == "Z" {
+		if pi.state == "Z" {
 			// A zombie has no environ left; it is ours if it died in one of our task cgroups.
-			if s.ownerDir != "" && strings.Contains(procCgroup2(p.PID), "/"+filepath.Base(s.ownerDir)+"/") {
-				if m, err := openMember(s.fs, p.PID, st.Starttime, nil); err == nil {
+			if s.ownerDir != "" && strings.Contains(procCgroup2(pid), "/"+filepath.Base(s.ownerDir)+"/") {
+				if m, err := openMember(s.fs, pid, pi.start, nil); err == nil {
 					m.reap()
 					m.close()
 				}
 			}
 			continue
 		}
-		m, err := openMember(s.fs, p.PID, st.Starttime, s.ownsCookie)
+		m, err := openMember(s.fs, pid, pi.start, s.ownsCookie)
 		if err != nil {
 			continue
 		}
-		r.adopted[p.PID] = m
-		s.log.Info("adopted orphan of a task", "pid", p.PID, "comm", st.Comm)
+		r.adopted[pid] = m
+		s.log.Info("adopted orphan of a task", "pid", pid)
 	}
 }
 

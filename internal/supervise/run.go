@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -188,7 +189,11 @@ func (t *task) run(ctx context.Context) (Result, error) {
 		cmd.ExtraFiles = []*os.File{w}
 		cmd.Path = selfExe
 		cmd.Args = append([]string{initArg0, path}, spec.Args...)
-		cmd.Env = append(cmd.Env, initEnv+"=run")
+		if _, ok := os.LookupEnv("GORACE"); ok && spec.Env == nil || envHas(spec.Env, "GORACE") {
+			cmd.Env = append(cmd.Env, initEnv+"=run-keep-gorace")
+		} else {
+			cmd.Env = append(cmd.Env, initEnv+"=run", noRaceSleep)
+		}
 		setPIDNamespace(sys)
 	}
 	t.cmd = cmd
@@ -251,6 +256,8 @@ func (t *task) run(ctx context.Context) (Result, error) {
 		select {
 		case <-waitCh:
 			t.procDone, mainDone = true, true
+			status = drainReport(reportCh, status)
+			reportCh = nil
 		case st, ok := <-reportCh:
 			if ok {
 				status, mainDone = &st, true
@@ -283,6 +290,8 @@ func (t *task) run(ctx context.Context) (Result, error) {
 			select {
 			case <-waitCh:
 				t.procDone, mainDone = true, true
+				status = drainReport(reportCh, status)
+				reportCh = nil
 			case st, ok := <-reportCh:
 				if ok {
 					status, mainDone = &st, true
@@ -333,6 +342,16 @@ func (t *task) run(ctx context.Context) (Result, error) {
 		}
 		m.close()
 	}
+	// Processes seen when the task was stopped were all signalled; one may still be exiting
+	// (its environ already gone, so the cookie scan above missed it). Give them the kill
+	// deadline, except those only reported (nothing may kill them), then reap.
+	var dying []member
+	for _, m := range seen {
+		if !slices.Contains(res.Escaped, m.pid) || t.layers.Cookie || t.cgDir != "" {
+			dying = append(dying, m)
+		}
+	}
+	waitMembers(context.Background(), dying, time.Now().Add(killWait))
 	for _, m := range seen {
 		if m.exited() {
 			m.reap()
@@ -473,7 +492,7 @@ func (t *task) signalAll(members []member, sig syscall.Signal) {
 // waitGone polls until the started process was waited for, every member has exited and the
 // task cgroup is empty, or the deadline passes. It reports whether all are gone.
 func (t *task) waitGone(members []member, waitCh <-chan struct{}, deadline time.Time) bool {
-	for {
+	for i := 0; ; i++ {
 		if !t.procDone {
 			select {
 			case <-waitCh:
@@ -497,7 +516,7 @@ func (t *task) waitGone(members []member, waitCh <-chan struct{}, deadline time.
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(2 * time.Millisecond) // polling interval, bounded by the deadline
+		time.Sleep(pollInterval(i)) // polling, bounded by the deadline
 	}
 }
 
@@ -506,20 +525,22 @@ func (t *task) waitGone(members []member, waitCh <-chan struct{}, deadline time.
 // It runs whatever the Subreaper layer says: PR_SET_CHILD_SUBREAPER is per process, so another
 // Supervisor in the same program may have set it.
 func (t *task) reapZombies() {
-	procs, err := t.s.fs.AllProcs()
+	children, err := ownChildren()
 	if err != nil {
 		return
 	}
-	for _, p := range procs {
-		st, err := p.Stat()
-		if err != nil || st.PPID != t.s.self.pid || st.State != "Z" || t.s.isChild(p.PID) {
+	for _, pid := range children {
+		if t.s.isChild(pid) {
 			continue
 		}
-		ours := st.PGRP == t.pid || t.inCgroup(p.PID)
-		if !ours {
+		pi, err := readProc(t.s.fs, pid)
+		if err != nil || pi.ppid != t.s.self.pid || pi.state != "Z" {
 			continue
 		}
-		if m, err := openMember(t.s.fs, p.PID, st.Starttime, nil); err == nil {
+		if pi.pgid != t.pid && !t.inCgroup(pid) {
+			continue
+		}
+		if m, err := openMember(t.s.fs, pid, pi.start, nil); err == nil {
 			m.reap()
 			m.close()
 		}
@@ -560,4 +581,25 @@ func alivePids(ms []member) []int {
 		}
 	}
 	return out
+}
+
+func envHas(env []string, name string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// drainReport returns the init's report once the init has exited (its pipe is at EOF then, so
+// this does not block); ch is nil once read, or closed at once when there is no init.
+func drainReport(ch <-chan initStatus, prev *initStatus) *initStatus {
+	if ch == nil {
+		return prev
+	}
+	if st, ok := <-ch; ok {
+		return &st
+	}
+	return prev
 }

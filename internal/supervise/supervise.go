@@ -109,7 +109,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 			s.ownerDir = ""
 		}
 	}
-	if s.layers.Cookie {
+	if s.layers.Cookie && !s.cfg.SkipStartSweep {
 		rep, err := Sweep(ctx, SweepConfig{CgroupParent: d.cgroupParent, Grace: s.grace, Log: s.log})
 		if err != nil {
 			s.log.Warn("start-up sweep incomplete", "err", err)

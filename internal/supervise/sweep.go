@@ -209,7 +209,7 @@ func bootTime(fs procfs.FS) time.Time {
 
 // treeProcs lists the pids in a cgroup and its descendants.
 func treeProcs(dir string) []int {
-	var pids []int
+	pids := []int{}
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			ps, _ := cgroupProcs(p)

@@ -77,12 +77,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: -proxyline PATH is required")
 		return 2
 	}
+	machine := machineState()
 	rep, err := bench(*bin, mix, *conc, *timeout, *tlsJudge, *keep, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 3
 	}
 	fmt.Fprint(stdout, rep.table(mix, *conc, *timeout))
+	fmt.Fprintf(stdout, "  machine before the run: %s\n", machine)
 	if !rep.ok() {
 		return 1
 	}
@@ -204,6 +206,33 @@ func bench(bin string, mix counts, conc int, timeout time.Duration, tlsJudge, ke
 	rep.sys = time.Duration(ru.Stime.Nano())
 	rep.maxRSSKiB = ru.Maxrss // KiB on Linux
 	return rep, compare(&rep, filepath.Join(dir, "truth.jsonl"), results)
+}
+
+// machineState describes what else loads the machine: the load average and the number of
+// TIME_WAIT sockets (each lab run leaves thousands; the kernel's connect() slows as they pile up).
+// The numbers are noisy on a shared machine; this says how noisy.
+func machineState() string {
+	load := "?"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			load = strings.Join(f[:3], " ")
+		}
+	}
+	tw := 0
+	for _, path := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) > 3 && f[3] == "06" { // TCP_TIME_WAIT
+				tw++
+			}
+		}
+		f.Close()
+	}
+	return fmt.Sprintf("load average %s, %d TIME_WAIT sockets", load, tw)
 }
 
 // waitReady waits for the lab child's "ready" line.

@@ -13,11 +13,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes of killtest, documented in docs/killtest.md.
@@ -66,6 +69,9 @@ func commands() []command {
 // Main is the whole program: signal handling (first SIGINT/SIGTERM cancels, the second closes
 // Env.Force), dispatch, and the exit code. main exits with its result.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// Whatever started killtest may have leaked fds without O_CLOEXEC; they would leak into every
+	// component and be blamed on the system by the fd checks.
+	_ = unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	force := make(chan struct{})

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		args = append(args, "github.com/proxyline/proxyline/cmd/killtest", "github.com/proxyline/proxyline/internal/killtest/testdata/portholder")
+		args = append(args, "github.com/proxyline/proxyline/cmd/killtest", "github.com/proxyline/proxyline/internal/killtest/testdata/portholder", "github.com/proxyline/proxyline/internal/killtest/testdata/goodworker")
 		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 			return 1

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +17,8 @@ import (
 	"github.com/proxyline/proxyline/internal/proctab"
 )
 
-const testCookie = "KILLTEST_RUN=detect-test"
+// testCookie is unique per test binary, so leftovers of another run are never attributed.
+var testCookie = "KILLTEST_RUN=detect-test-" + strconv.Itoa(os.Getpid())
 
 func newObserver(t *testing.T) *observe.Observer {
 	t.Helper()
@@ -43,8 +45,15 @@ type component struct {
 // its stdin, kills its group and waits.
 func start(t *testing.T, o *observe.Observer, env []string, name string, args ...string) *component {
 	t.Helper()
+	return startWith(t, o, func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, env...) }, name, args...)
+}
+
+// startWith is start with a hook to adjust the command before it starts.
+func startWith(t *testing.T, o *observe.Observer, adjust func(*exec.Cmd), name string, args ...string) *component {
+	t.Helper()
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(append(os.Environ(), testCookie), env...)
+	cmd.Env = append(os.Environ(), testCookie)
+	adjust(cmd)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -60,8 +69,10 @@ func start(t *testing.T, o *observe.Observer, env []string, name string, args ..
 	o.Own(cmd.Process.Pid)
 	t.Cleanup(func() {
 		in.Close()
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		reapGroup(t, pgid)
 	})
 	return &component{cmd: cmd, in: in, out: bufio.NewScanner(out)}
 }
@@ -147,6 +158,26 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		case <-tick.C:
 		case <-deadline:
 			t.Fatalf("%s: not within %s", what, timeout)
+		}
+	}
+}
+
+// reapGroup reaps the members of process group pgid that re-parented to the test process (a
+// subreaper while an observer runs) after their group was killed, so no zombie outlives the
+// test. Targeted at the group, never wait4(-1).
+func reapGroup(t *testing.T, pgid int) {
+	t.Helper()
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PGID, pgid, &info, unix.WEXITED, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, unix.ECHILD) {
+				t.Errorf("reap group %d: %v", pgid, err)
+			}
+			return
 		}
 	}
 }

@@ -77,10 +77,10 @@ func Orphans(ctx context.Context, o *observe.Observer, opts OrphanOptions) Resul
 	}
 	exited := 0
 	for _, p := range all {
-		if !p.Exited || !p.Reparented || p.Own || p.ReparentedAt.IsZero() {
+		if !p.Exited || !p.Reparented || p.Own || p.ReparentedAt.IsZero() || p.DiedAt.IsZero() {
 			continue
 		}
-		lived := p.ExitedAt.Sub(p.ReparentedAt)
+		lived := p.DiedAt.Sub(p.ReparentedAt)
 		if lived < grace {
 			continue
 		}

@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +32,7 @@ func TestOrphansReparented(t *testing.T) {
 		t.Fatalf("evidence %+v: want the one sleep", r.Evidence)
 	}
 	e := r.Evidence[0]
-	if e.PID != pid || e.Class != OrphanReparented || !e.Cookie || e.Cmdline != "sleep 30" || len(e.PPIDChain) == 0 {
+	if e.PID != pid || e.Class != OrphanReparented || !e.Cookie || e.Cmdline != "sleep 30" || len(e.PPIDChain) == 0 || e.Wchan == "" {
 		t.Errorf("evidence = %+v: want sleep %d re-parented, with cookie and parent chain", e, pid)
 	}
 	// Killed now, it has run past the grace as an orphan: still a failure, as an exited one.
@@ -192,4 +193,47 @@ func TestPortsReal(t *testing.T) {
 		t.Errorf("non-loopback host: verdict %s, want unknown", r.Verdict)
 	}
 	_ = os.Getpid
+}
+
+func TestInheritedFDsReal(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		script string
+		want   Verdict
+	}{
+		{"inherited", "s=31; sleep $s & echo $!; wait", Fail},
+		{"closed for the child", "s=31; sleep $s 3>&- & echo $!; wait", Pass},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newObserver(t)
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			defer w.Close()
+			c := startWith(t, o, func(cmd *exec.Cmd) { cmd.ExtraFiles = []*os.File{r} }, "sh", "-c", tt.script)
+			pid, err := strconv.Atoi(c.expect(t, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "checker enriched", func() bool {
+				return slices.ContainsFunc(o.Processes(), func(p observe.Process) bool {
+					return p.PID == pid && cmdline(p.Cmdline, "") == "sleep 31" && p.FDs != nil
+				})
+			})
+			if err := o.Refresh(); err != nil { // fds read after the exec, not in the fork→exec window
+				t.Fatal(err)
+			}
+			res := InheritedFDs(o, InheritOptions{Commands: []string{"sleep 31"}})
+			requireVerdict(t, res, tt.want)
+			if tt.want == Fail && (len(res.Evidence) != 1 || res.Evidence[0].PID != pid || !strings.Contains(res.Evidence[0].Detail, "fd 3 → pipe:[")) {
+				t.Errorf("evidence %+v: want fd 3 of %d", res.Evidence, pid)
+			}
+		})
+	}
+	o := newObserver(t)
+	if r := InheritedFDs(o, InheritOptions{}); r.Verdict != Unknown {
+		t.Errorf("no commands: %s, want unknown", r.Verdict)
+	}
 }

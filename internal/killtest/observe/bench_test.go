@@ -93,7 +93,7 @@ func BenchmarkEnrich(b *testing.B) {
 	b.ResetTimer()
 	cpu := cpuTime(b)
 	for b.Loop() {
-		o.enrichLocked(time.Now())
+		o.enrichLocked(time.Now(), false)
 	}
 	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e6, "cpu-ms/op")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ import (
 	"github.com/proxyline/proxyline/internal/proctab"
 )
 
-const testCookie = "KILLTEST_RUN=observe-test"
+// testCookie is unique per test binary, so leftovers of another run are never attributed.
+var testCookie = "KILLTEST_RUN=observe-test-" + strconv.Itoa(os.Getpid())
 
 // newObserver starts an observer with a fast interval and stops it at cleanup.
 func newObserver(t *testing.T, cfg Config) *Observer {
@@ -54,6 +56,18 @@ func startComponent(t *testing.T, o *Observer, name string, args ...string) *exe
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-waited
+		// Members of the group that re-parented to us (we are a subreaper): reap them, targeted
+		// at the group, never wait4(-1).
+		for {
+			var info unix.Siginfo
+			err := unix.Waitid(unix.P_PGID, cmd.Process.Pid, &info, unix.WEXITED, nil)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return
+			}
+		}
 	})
 	return cmd
 }

@@ -61,8 +61,11 @@ type negEntry struct {
 	gen       uint64
 	comm      string    // re-check the cookie when the comm changes (an exec happened)
 	harnessAt time.Time // first seen as an un-owned child of the harness
-	rechecked bool
+	rechecks  int       // environment re-reads after execs
 }
+
+// maxRechecks bounds the environment re-reads of one non-attributed process.
+const maxRechecks = 4
 
 // New returns an Observer for cfg. It does not touch the process until Start.
 func New(cfg Config) (*Observer, error) {
@@ -225,7 +228,8 @@ func (o *Observer) restoreReaperLocked() {
 
 // Own declares pid a child the runner started itself (exec.Cmd) and will Wait for: the
 // observer never reaps it and does not count it as re-parented. It is attributed to the run.
-// Call it right after exec.Cmd.Start.
+// Call it right after exec.Cmd.Start. Helpers the harness starts without the cookie (probe
+// commands) need not be declared: they are not attributed.
 func (o *Observer) Own(pid int) {
 	sp, err := proctab.Stat(pid)
 	o.mu.Lock()
@@ -276,13 +280,13 @@ func (o *Observer) Mark(name string) Mark {
 			continue
 		}
 		mp := MarkProc{Key: k, Comm: p.Comm, Cmdline: slices.Clone(p.Cmdline), State: p.State, RSSAnon: p.RSSAnon}
-		if p.State != 'Z' {
-			fds, err := proctab.FDs(k.PID)
-			if err != nil {
-				mp.FDErr = err.Error()
-			} else {
-				mp.FDs = fds
-			}
+		switch {
+		case p.State == 'Z':
+			mp.FDErr = "zombie"
+		case p.fdErr != "":
+			mp.FDErr = p.fdErr
+		default:
+			mp.FDs = slices.Clone(p.FDs) // read by the enrichment of this very sample
 		}
 		tr, ok := o.trough[k]
 		if !ok || (p.RSSAnon > 0 && p.RSSAnon < tr) {

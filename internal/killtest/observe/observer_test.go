@@ -155,6 +155,37 @@ func TestNoCookieNotAttributed(t *testing.T) {
 	if p, ok := find(o.Alive(), func(p Process) bool { return p.PID == cmd.Process.Pid }); ok {
 		t.Fatalf("process without cookie attributed: %+v", p)
 	}
+	// Still not attributed after ReapGrace: a cookie-less child of the harness is a helper.
+	since := time.Now()
+	waitFor(t, 5*time.Second, "samples past ReapGrace", func() bool {
+		s := o.Timeline().Samples
+		return len(s) > 0 && s[len(s)-1].At.Sub(since) > 2*o.cfg.ReapGrace
+	})
+	if p, ok := find(o.Processes(), func(p Process) bool { return p.PID == cmd.Process.Pid }); ok {
+		t.Fatalf("harness helper attributed after ReapGrace: %+v", p)
+	}
+}
+
+// TestStuckHelperZombieReaped: a child of the harness nobody waits for is reaped after
+// ReapGrace, and recorded as reaped by the harness.
+func TestStuckHelperZombieReaped(t *testing.T) {
+	o := newObserver(t, Config{})
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	waitFor(t, 5*time.Second, "stuck zombie reaped by the observer", func() bool {
+		for _, z := range o.Zombies() {
+			if z.PID == pid && z.ReapedByHarness && z.ParentIsHarness {
+				return true
+			}
+		}
+		return false
+	})
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("Wait after the observer reaped the child: want an error (no child)")
+	}
 }
 
 // TestZombieMaker: `sh -c 'sleep 0 & exec sleep 30'`: the exec'ed sleep never waits for its
@@ -285,4 +316,20 @@ func TestSeriesBounded(t *testing.T) {
 	if last := pts[len(pts)-1]; last < 1000-2*s.stride {
 		t.Fatalf("last point %d, stride %d: the series stopped following", last, s.stride)
 	}
+}
+
+// TestCookieAfterExecs: `env KILLTEST_RUN=... sleep 30` started by a cookie-less parent gets
+// the cookie only at its second exec; the observer re-reads the environment after each exec.
+func TestCookieAfterExecs(t *testing.T) {
+	o := newObserver(t, Config{})
+	cmd := exec.Command("env", testCookie, "sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, 5*time.Second, "attributed by cookie after exec", func() bool {
+		p, ok := find(o.Alive(), func(p Process) bool { return p.PID == cmd.Process.Pid })
+		return ok && p.Attribution == ByCookie && p.Comm == "sleep"
+	})
 }

@@ -29,7 +29,7 @@ func (o *Observer) tickLocked(now time.Time, enrich bool) error {
 	o.sweepLocked(now)
 	o.zombiesTickLocked(now)
 	if enrich || now.Sub(o.lastRich) >= o.cfg.EnrichEvery {
-		o.enrichLocked(now)
+		o.enrichLocked(now, enrich)
 		o.lastRich = now
 	}
 	s := Sample{At: now}
@@ -48,9 +48,18 @@ func (o *Observer) observeLocked(sp *proctab.Proc, now time.Time) {
 	k := sp.Key()
 	if p, ok := o.procs[k]; ok {
 		o.seenGen[k] = o.gen
+		if p.Comm != sp.Comm && sp.State != 'Z' {
+			// It exec'ed: its argv changed (the fork→exec window showed the parent's).
+			if args, err := proctab.Cmdline(k.PID); err == nil && len(args) > 0 {
+				p.Cmdline, p.cmdComm = args, sp.Comm
+			}
+		}
 		p.PPID, p.PGID, p.SID, p.Comm, p.LastSeen = sp.PPID, sp.PGID, sp.SID, sp.Comm, now
 		if p.State != sp.State {
 			p.State, p.StateSince = sp.State, now
+			if sp.State == 'Z' && p.DiedAt.IsZero() {
+				p.DiedAt = now
+			}
 		}
 		if sp.PPID == o.self && !p.Own && !o.ownedLocked(k) && !p.Reparented {
 			p.Reparented, p.ReparentedAt = true, now
@@ -67,9 +76,11 @@ func (o *Observer) observeLocked(sp *proctab.Proc, now time.Time) {
 		case harnessChild && n.harnessAt.IsZero():
 			// First seen elsewhere and now a child of the harness: re-parented.
 			o.attributeLocked(sp, now, ByReparented, false, false)
-		case n.comm != sp.Comm && !n.rechecked:
-			// It exec'ed since we read its environment: read it once more.
-			n.rechecked = true
+		case n.comm != sp.Comm && n.rechecks < maxRechecks:
+			// It exec'ed since we read its environment (`env K=V cmd` execs twice): read it
+			// again, a bounded number of times.
+			n.comm = sp.Comm
+			n.rechecks++
 			if has, ok := o.hasCookieLocked(sp.PID, true); ok && has {
 				o.attributeLocked(sp, now, ByCookie, true, false)
 			}
@@ -140,6 +151,9 @@ func (o *Observer) attributeLocked(sp *proctab.Proc, now time.Time, how Attribut
 		Attribution: how, Cookie: cookie, InCgroup: inCg, Own: o.ownedLocked(k),
 		FirstSeen: now, LastSeen: now,
 	}
+	if sp.State == 'Z' {
+		p.DiedAt = now
+	}
 	if !p.Own && sp.PPID == o.self && how != ByOwn {
 		p.Reparented, p.ReparentedAt = true, now
 	}
@@ -181,6 +195,9 @@ func (o *Observer) sweepLocked(now time.Time) {
 			continue
 		}
 		p.Exited, p.ExitedAt = true, now
+		if p.DiedAt.IsZero() {
+			p.DiedAt = now
+		}
 		delete(o.seenGen, k)
 		o.exited = append(o.exited, k)
 	}
@@ -215,15 +232,18 @@ func (o *Observer) zombiesTickLocked(now time.Time) {
 		k := sp.Key()
 		p, attributed := o.procs[k]
 		harnessChild := sp.PPID == o.self
-		if !attributed && !harnessChild {
+		if !attributed {
+			// A harness helper (probe) that its caller has not waited for yet: not the
+			// system's; reaped, and then recorded, only if it is left for ReapGrace.
+			if harnessChild && !o.ownedLocked(k) && o.reapableLocked(k, nil, now) {
+				z := &Zombie{Key: k, Comm: sp.Comm, Since: now, Until: now, ParentIsHarness: true}
+				o.reapLocked(k, z, nil)
+			}
 			continue
 		}
 		z, ok := o.zombies[k]
 		if !ok {
-			z = &Zombie{Key: k, Comm: sp.Comm, Since: now, ParentIsHarness: harnessChild}
-			if attributed {
-				z.Cmdline = p.Cmdline
-			}
+			z = &Zombie{Key: k, Comm: sp.Comm, Cmdline: p.Cmdline, Since: now, ParentIsHarness: harnessChild}
 			if j, ok := o.index[sp.PPID]; ok {
 				z.Parent = o.snap[j].Key()
 				if args, err := proctab.Cmdline(sp.PPID); err == nil && len(args) > 0 {
@@ -295,15 +315,19 @@ func (o *Observer) finishZombieLocked(k Key, z *Zombie) {
 }
 
 // enrichLocked reads fds, memory, wchan, cgroup and cmdline of every live attributed process.
-func (o *Observer) enrichLocked(now time.Time) {
+// The periodic pass reads wchan only in states D, T and t (evidence for the stopped detector);
+// a full pass (Refresh, Mark: detectors are looking) reads it for every process.
+func (o *Observer) enrichLocked(now time.Time, full bool) {
 	for k, p := range o.procs {
 		if p.Exited || p.State == 'Z' {
 			continue
 		}
 		u := Usage{At: now, FDs: -1}
 		if fds, err := proctab.FDs(k.PID); err == nil {
-			p.FDs = fds
+			p.FDs, p.fdErr = fds, ""
 			u.FDs = len(fds)
+		} else {
+			p.FDs, p.fdErr = nil, err.Error()
 		}
 		if rss, err := proctab.RSSAnon(k.PID); err == nil {
 			p.RSSAnon = rss
@@ -312,7 +336,7 @@ func (o *Observer) enrichLocked(now time.Time) {
 				o.trough[k] = rss
 			}
 		}
-		if p.State == 'D' || p.State == 'T' || p.State == 't' {
+		if full || p.State == 'D' || p.State == 'T' || p.State == 't' {
 			p.Wchan = proctab.Wchan(k.PID) // evidence for the stopped/unkillable detector
 		} else {
 			p.Wchan = ""

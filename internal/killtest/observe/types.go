@@ -35,7 +35,7 @@ type Process struct {
 	State     byte     // last seen state letter (R, S, D, Z, T, t, ...)
 	// StateSince is when the process was first seen in its current State.
 	StateSince time.Time
-	Wchan      string // at the last enrichment, read only in states D, T and t; "" otherwise
+	Wchan      string // at the last enrichment: periodic ones read it only in states D, T and t, Refresh and Mark always
 
 	Attribution Attribution
 	Cookie      bool // its environment carries the run cookie (whatever the attribution)
@@ -52,6 +52,8 @@ type Process struct {
 	// was first noticed.
 	Exited   bool
 	ExitedAt time.Time
+	// DiedAt is when it was first seen dead: in state Z, or gone from the table.
+	DiedAt time.Time
 	// ReapedByHarness is set when the observer reaped it (a re-parented orphan that exited).
 	ReapedByHarness bool
 
@@ -59,6 +61,7 @@ type Process struct {
 	RSSAnon int64        // bytes, at the last enrichment (VmRSS when RssAnon is absent)
 
 	cmdComm string // Comm when Cmdline was last read
+	fdErr   string // why the last fd read failed, "" if it did not
 }
 
 // Zombie is one stretch of time a process spent in state Z, not reaped by its parent.

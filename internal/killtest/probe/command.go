@@ -58,7 +58,7 @@ func Command(ctx context.Context, c CommandSpec) (float64, error) {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, fmt.Errorf("probe command %q: timed out after %v", strings.Join(argv, " "), c.Timeout)
+			return 0, fmt.Errorf("probe command %q: stopped before it finished (timeout %v): %w", strings.Join(argv, " "), c.Timeout, ctx.Err())
 		}
 		return 0, fmt.Errorf("probe command %q: %w (stderr: %s)", strings.Join(argv, " "), err, tail(errb.String()))
 	}

@@ -48,7 +48,7 @@ func TestCommand(t *testing.T) {
 		{"not a number", CommandSpec{Sh: "echo nope"}, 0, "is not a number"},
 		{"missing field", CommandSpec{Sh: `echo '{}'`, JSON: "x"}, 0, `no field "x"`},
 		{"fails", CommandSpec{Sh: "echo boom >&2; exit 3"}, 0, "boom"},
-		{"timeout kills group", CommandSpec{Sh: "sleep 30 & sleep 30", Timeout: 200 * time.Millisecond}, 0, "timed out"},
+		{"timeout kills group", CommandSpec{Sh: "sleep 30 & sleep 30", Timeout: 200 * time.Millisecond}, 0, "stopped before it finished"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

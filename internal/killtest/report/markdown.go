@@ -59,7 +59,7 @@ func writeScenario(b *bufio.Writer, sc Scenario) {
 		}
 	}
 	for _, c := range sc.Checks {
-		if c.Verdict == Pass || (len(c.Evidence) == 0 && len(c.Details) == 0) {
+		if c.Verdict == Pass || (len(c.Evidence) == 0 && len(c.Details) == 0 && len(c.Series) == 0) {
 			continue
 		}
 		fmt.Fprintf(b, "\n### %s: %s\n\n%s\n\n", c.Name, verdictWord(c.Verdict), c.Summary)

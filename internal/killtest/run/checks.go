@@ -50,6 +50,9 @@ func (r *runner) judge(ctx context.Context) []report.Check {
 	if on(ex.Exit) && len(r.comps) > 0 {
 		out = append(out, r.exitCheck())
 	}
+	if r.aborted {
+		return out
+	}
 	if f := ex.FDGrowth; (f == nil && sc.Cycles()) || (f != nil && f.Enabled) {
 		opts := detect.FDOptions{}
 		if f != nil {
@@ -64,6 +67,9 @@ func (r *runner) judge(ctx context.Context) []report.Check {
 				MinGrowthFraction: m.MinGrowthPct / 100, MinGrowthBytes: int64(m.MinGrowthMiB * (1 << 20))}
 		}
 		out = append(out, fromDetect(detect.MemoryGrowth(r.obs, opts)))
+	}
+	if ic := ex.InheritedFDs; ic != nil && ic.Enabled {
+		out = append(out, fromDetect(detect.InheritedFDs(r.obs, detect.InheritOptions{Commands: ic.Commands})))
 	}
 	if len(sc.Workload.Steps) > 0 {
 		out = append(out, listCheck("workload", r.stepErrs, "every workload step exited as expected", "workload step(s) failed"))

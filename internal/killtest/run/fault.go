@@ -194,6 +194,12 @@ func (r *runner) trigger(ctx context.Context, f scenario.Fault, base time.Time, 
 					return triggered{why: fmt.Sprintf("process %d %q", p.PID, clip(join(args))), proc: &p}, nil
 				}
 			}
+			if c := r.comps[f.Target.Component]; c != nil && !f.Restart {
+				if p := c.current(); p != nil && p.exited() {
+					st, _, _ := p.status()
+					return triggered{}, fmt.Errorf("no process matched %q before %s ended (%s)", w.Process, c.spec.Name, st)
+				}
+			}
 			select {
 			case <-tick.C:
 			case <-ctx.Done():

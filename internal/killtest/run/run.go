@@ -72,6 +72,9 @@ type runner struct {
 	stepErrs []string       // guarded by mu
 	waitErrs []string       // guarded by mu
 	before   []report.Check // probe checks evaluated before the workload
+	// aborted is set when a component never became ready: the workload, faults and waits did
+	// not run, so only the process checks are judged.
+	aborted bool
 }
 
 // component is a long-running process of the scenario, across restarts.
@@ -176,9 +179,11 @@ func Run(ctx context.Context, parsed *scenario.Scenario, run int, seed int64, op
 }
 
 // execute runs the scenario up to the verdicts. A non-empty string is a harness error.
-func (r *runner) execute(ctx context.Context) ([]report.Check, string) {
+func (r *runner) execute(parent context.Context) ([]report.Check, string) {
 	sc := r.sc
-	ctx, cancel := context.WithTimeout(ctx, sc.RunTimeout())
+	// ctx bounds the scenario; the checks run under parent, so a scenario that ran out of time
+	// is still judged (an interrupt by the user, though, cuts the checks short too).
+	ctx, cancel := context.WithTimeout(parent, sc.RunTimeout())
 	defer cancel()
 
 	// PATH with --bin first, used for lookups and given to every process.
@@ -224,7 +229,8 @@ func (r *runner) execute(ctx context.Context) ([]report.Check, string) {
 	if err != nil {
 		return nil, fmt.Sprintf("observer: %v", err)
 	}
-	if err := obs.Start(ctx); err != nil {
+	// The observer samples until teardown stops it, through the stop and the checks.
+	if err := obs.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, fmt.Sprintf("start observer: %v", err)
 	}
 	r.obs = obs
@@ -239,7 +245,7 @@ func (r *runner) execute(ctx context.Context) ([]report.Check, string) {
 		comp := &component{spec: c, hub: &lineHub{}}
 		r.comps[c.Name] = comp
 		if err := r.startComponent(ctx, comp); err != nil {
-			return r.judgeEarly(err)
+			return r.judgeEarly(parent, err)
 		}
 	}
 	obs.Mark("ready")
@@ -268,19 +274,21 @@ func (r *runner) execute(ctx context.Context) ([]report.Check, string) {
 	r.stopComponents()
 	obs.Mark("stopped")
 	r.event("mark", "stopped", "")
-	return r.judge(ctx), ""
+	return r.judge(parent), ""
 }
 
 // judgeEarly handles a component that could not start or become ready: a missing program or
 // a bad setup is the harness's (unknown); a component that started and died or never became
 // ready is the system's failure.
-func (r *runner) judgeEarly(err error) ([]report.Check, string) {
+func (r *runner) judgeEarly(ctx context.Context, err error) ([]report.Check, string) {
 	r.stopComponents()
 	r.obs.Mark("stopped")
 	var se *startError
 	if errors.As(err, &se) && se.started {
+		// The workload never ran: judge only what the start-up left behind.
+		r.aborted = true
 		ready := report.Check{Name: "ready", Verdict: report.Fail, Summary: err.Error(), Details: se.lines}
-		return append([]report.Check{ready}, r.judge(context.Background())...), ""
+		return append([]report.Check{ready}, r.judge(ctx)...), ""
 	}
 	return nil, err.Error()
 }

@@ -2,28 +2,436 @@ package run
 
 import (
 	"context"
-	"encoding/json"
-	"log/slog"
+	"database/sql"
+	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/proxyline/proxyline/internal/killtest/history"
+	"github.com/proxyline/proxyline/internal/killtest/report"
 	"github.com/proxyline/proxyline/internal/killtest/scenario"
 )
 
+// The observer makes the process a subreaper, which is process-wide: the tests that run
+// scenarios run one at a time (no t.Parallel).
+
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestScratch(t *testing.T) {
-	f := os.Getenv("KT_SCRATCH")
-	if f == "" {
-		t.Skip()
-	}
-	sc, err := scenario.LoadFile(f)
+// runYAML parses and runs a scenario; marker is a unique string the scenario's processes carry
+// in their command lines, checked gone after the run.
+func runYAML(t *testing.T, yaml string, seed int64) report.Scenario {
+	t.Helper()
+	marker := setMarker(t)
+	sc, err := scenario.Parse(t.Name()+".yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := Run(context.Background(), sc, 1, 42, Options{Log: slog.New(slog.NewTextHandler(os.Stderr, nil))})
-	b, _ := json.MarshalIndent(res, "", " ")
-	t.Logf("%s", b)
+	res := Run(context.Background(), sc, 1, seed, Options{})
+	if res.CleanupError != "" {
+		t.Fatalf("cleanup: %s", res.CleanupError)
+	}
+	if left := withMarker(t, marker); len(left) > 0 {
+		t.Fatalf("processes left after the run: %v", left)
+	}
+	return res
+}
+
+// setMarker puts a unique KTMARK variable in the environment the runner passes on to every
+// process of the scenario, and a fresh TMPDIR.
+func setMarker(t *testing.T) string {
+	marker := fmt.Sprintf("KTMARK=%d", time.Now().UnixNano())
+	t.Setenv("KTMARK", strings.TrimPrefix(marker, "KTMARK="))
+	t.Setenv("TMPDIR", t.TempDir())
+	return marker
+}
+
+// withMarker lists the processes whose environment holds marker (other than this one), and
+// whose command line contains contains.
+func withMarker(t *testing.T, marker string, contains ...string) []string {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var out []string
+	for _, d := range dirs {
+		if filepath.Base(d) == fmt.Sprint(os.Getpid()) {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil || !strings.Contains("\x00"+string(env)+"\x00", "\x00"+marker+"\x00") {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join(d, "cmdline"))
+		line := strings.ReplaceAll(string(cmd), "\x00", " ")
+		if len(contains) > 0 && !strings.Contains(line, contains[0]) {
+			continue
+		}
+		out = append(out, filepath.Base(d)+": "+line)
+	}
+	return out
+}
+
+func check(t *testing.T, res report.Scenario, name string) report.Check {
+	t.Helper()
+	for _, c := range res.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no check %q in %+v", name, res.Checks)
+	return report.Check{}
+}
+
+func events(res report.Scenario, kind string) []report.Event {
+	var out []report.Event
+	for _, e := range res.Events {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestLifecycleAndLogTrigger(t *testing.T) {
+	res := runYAML(t, `
+name: lifecycle
+components:
+  - name: srv
+    sh: 'trap "echo got hup" HUP; trap "exit 0" TERM; echo ready; sleep 0.2; echo working; while :; do sleep 0.05; done'
+    ready: {log: "^ready", timeout: 5s}
+    stop: {deadline: 2s}
+workload:
+  steps:
+    - sh: echo done > step.txt
+faults:
+  - signal: HUP
+    target: {component: srv}
+    when: {log: {component: srv, regex: "^working"}, timeout: 10s}
+wait:
+  - {probe: hup, equals: 1, timeout: 5s}
+probes:
+  hup:
+    command: {sh: "grep -c 'got hup' logs/srv.log || true"}
+`, 1)
+	if res.Verdict != report.Pass {
+		t.Fatalf("verdict %s: %+v", res.Verdict, res.Checks)
+	}
+	for _, name := range []string{"orphans", "zombies", "graceful-exit", "workload", "wait", "faults"} {
+		if c := check(t, res, name); c.Verdict != report.Pass {
+			t.Errorf("%s: %s %s", name, c.Verdict, c.Summary)
+		}
+	}
+	if f := events(res, "fault"); len(f) != 1 || !strings.Contains(f[0].Detail, "SIGHUP") || !strings.Contains(f[0].Detail, "log line") {
+		t.Errorf("fault events %+v", f)
+	}
+	if res.LogsDir != "" {
+		t.Errorf("a passing run kept its temp dir %s", res.LogsDir)
+	}
+}
+
+func TestReadyFailureIsSystemFailure(t *testing.T) {
+	res := runYAML(t, `
+name: ready-fail
+components:
+  - name: dies
+    sh: echo  starting; exit 3
+    ready: {log: never, timeout: 3s}
+`, 1)
+	c := check(t, res, "ready")
+	if c.Verdict != report.Fail || !strings.Contains(c.Summary, "exited (exit 3) before it was ready") {
+		t.Fatalf("ready check %+v", c)
+	}
+	if len(c.Details) == 0 || !strings.Contains(strings.Join(c.Details, "\n"), "starting") {
+		t.Errorf("no output lines as evidence: %v", c.Details)
+	}
+	if res.Verdict != report.Fail || res.LogsDir == "" {
+		t.Errorf("verdict %s, logs %q", res.Verdict, res.LogsDir)
+	}
+	os.RemoveAll(res.LogsDir)
+}
+
+func TestMissingProgramIsUnknown(t *testing.T) {
+	res := runYAML(t, `
+name: missing
+needs: [killtest-no-such-program]
+components:
+  - {name: a, command: [killtest-no-such-program]}
+`, 1)
+	if res.Verdict != report.Unknown || !strings.Contains(res.HarnessError, "killtest-no-such-program") {
+		t.Fatalf("verdict %s, harness error %q", res.Verdict, res.HarnessError)
+	}
+	os.RemoveAll(res.LogsDir)
+}
+
+func TestStepTimeoutKillsGroup(t *testing.T) {
+	res := runYAML(t, `
+name: step-timeout
+workload:
+  steps:
+    - sh: sleep 600  & sleep 601 
+      timeout: 300ms
+`, 1)
+	c := check(t, res, "workload")
+	if c.Verdict != report.Fail || !strings.Contains(strings.Join(c.Details, " "), "timed out") {
+		t.Fatalf("workload check %+v", c)
+	}
+	os.RemoveAll(res.LogsDir)
+}
+
+func TestStopEscalation(t *testing.T) {
+	res := runYAML(t, `
+name: stubborn
+components:
+  - name: stubborn
+    sh: 'trap "" TERM; echo  up; while :; do sleep 0.05; done'
+    ready: {log: up}
+    stop: {deadline: 300ms}
+expect:
+  orphans: {grace: 3s}
+`, 1)
+	c := check(t, res, "graceful-exit")
+	if c.Verdict != report.Fail {
+		t.Fatalf("graceful-exit %+v", c)
+	}
+	if st := events(res, "stop"); len(st) < 2 || !strings.Contains(st[1].Detail, "SIGKILL") {
+		t.Errorf("stop events %+v", st)
+	}
+	os.RemoveAll(res.LogsDir)
+}
+
+func TestFaultThatNeverFiresIsUnknown(t *testing.T) {
+	res := runYAML(t, `
+name: no-fire
+components:
+  - name: a
+    sh: echo ; exec sleep 600
+    stop: {exit: [SIGTERM]}
+faults:
+  - signal: KILL
+    target: {component: a}
+    when: {process: "^nothing-like-this$", timeout: 300ms}
+`, 1)
+	c := check(t, res, "faults")
+	if c.Verdict != report.Unknown || res.Verdict != report.Unknown {
+		t.Fatalf("faults %+v, verdict %s", c, res.Verdict)
+	}
+	os.RemoveAll(res.LogsDir)
+}
+
+// TestSeededWindow: the same seed picks the same moment; the moment is in the window.
+func TestSeededWindow(t *testing.T) {
+	yaml := `
+name: window
+components:
+  - name: a
+    sh: echo ; exec sleep 600
+    stop: {exit: [SIGTERM]}
+faults:
+  - signal: CONT
+    target: {component: a}
+    when: {window: {from: 10ms, to: 400ms}}
+`
+	moment := regexp.MustCompile(`seeded moment (\S+) in`)
+	pick := func(seed int64) time.Duration {
+		res := runYAML(t, yaml, seed)
+		f := events(res, "fault")
+		if len(f) != 1 {
+			t.Fatalf("fault events %+v", f)
+		}
+		m := moment.FindStringSubmatch(f[0].Detail)
+		if m == nil {
+			t.Fatalf("fault detail %q", f[0].Detail)
+		}
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d < 10*time.Millisecond || d > 400*time.Millisecond {
+			t.Fatalf("moment %v outside the window", d)
+		}
+		return d
+	}
+	if a, b := pick(5), pick(5); a != b {
+		t.Errorf("seed 5 picked %v then %v", a, b)
+	}
+}
+
+// TestTargets: tree kills the component and its children; match picks by command line; random
+// picks exactly one descendant.
+func TestTargets(t *testing.T) {
+	cases := []struct {
+		name   string
+		target string
+		killed int // processes signalled
+	}{
+		{"tree", "{component: a, tree: true}", 4},
+		{"match", `{component: a, match: "sleep 60[12]"}`, 2},
+		{"random", "{component: a, random: true}", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := runYAML(t, `
+name: targets
+components:
+  - name: a
+    sh: 'sleep 600  & sleep 601  & sleep 602  & echo up; wait'
+    ready: {log: up}
+    stop: {signal: KILL, exit: [SIGKILL]}
+faults:
+  - signal: KILL
+    target: `+c.target+`
+    when: {process: "sleep 602"}
+expect:
+  orphans: false
+`, 3)
+			f := events(res, "fault")
+			if len(f) != 1 || len(f[0].PIDs) != c.killed {
+				t.Fatalf("fault events %+v, want %d pids", f, c.killed)
+			}
+			os.RemoveAll(res.LogsDir)
+		})
+	}
+}
+
+// TestCancel: canceling the context mid-run stops everything and leaves nothing behind.
+func TestCancel(t *testing.T) {
+	marker := setMarker(t)
+	sc, err := scenario.Parse("cancel.yaml", []byte(`
+name: cancel
+components:
+  - name: a
+    sh: 'sleep 600 & echo up; wait'
+    ready: {log: up}
+workload:
+  steps:
+    - {sh: "exec sleep 601", timeout: 1m}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan report.Scenario, 1)
+	go func() { done <- Run(ctx, sc, 1, 1, Options{}) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(withMarker(t, marker, "sleep 601")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("step never started")
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+	cancel()
+	res := <-done
+	if res.CleanupError != "" {
+		t.Fatal(res.CleanupError)
+	}
+	if left := withMarker(t, marker); len(left) > 0 {
+		t.Fatalf("left after cancel: %v", left)
+	}
+	os.RemoveAll(res.LogsDir)
+}
+
+func TestLineHub(t *testing.T) {
+	t.Parallel()
+	h := &lineHub{}
+	h.add("alpha")
+	ch, stop := h.wait(regexp.MustCompile("^al"), 0)
+	defer stop()
+	if got := <-ch; got != "alpha" {
+		t.Fatalf("got %q", got)
+	}
+	ch2, stop2 := h.wait(regexp.MustCompile("^al"), h.count())
+	defer stop2()
+	select {
+	case l := <-ch2:
+		t.Fatalf("matched an old line %q", l)
+	default:
+	}
+	h.add("beta")
+	h.add("altitude")
+	if got := <-ch2; got != "altitude" {
+		t.Fatalf("got %q", got)
+	}
+	if tail := h.tail(2); strings.Join(tail, ",") != "beta,altitude" {
+		t.Fatalf("tail %v", tail)
+	}
+}
+
+func TestLookPath(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "kt-prog")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := lookPath("kt-prog", "/nonexistent:"+dir); err != nil || p != prog {
+		t.Fatalf("lookPath = %q, %v", p, err)
+	}
+	if _, err := lookPath("kt-prog", "/usr/bin"); err == nil {
+		t.Fatal("found outside PATH")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "noexec"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lookPath("noexec", dir); err == nil {
+		t.Fatal("non-executable accepted")
+	}
+}
+
+// TestScenarioTimeoutStillJudged: a system that hangs past the scenario timeout fails its
+// workload, and the process checks still give verdicts.
+func TestScenarioTimeoutStillJudged(t *testing.T) {
+	res := runYAML(t, `
+name: hang
+timeout: 1s
+workload:
+  steps:
+    - {command: [sleep, "600"], timeout: 1m}
+`, 1)
+	if c := check(t, res, "workload"); c.Verdict != report.Fail {
+		t.Fatalf("workload %+v", c)
+	}
+	if c := check(t, res, "orphans"); c.Verdict != report.Pass {
+		t.Fatalf("orphans after a timeout: %+v", c)
+	}
+	os.RemoveAll(res.LogsDir)
+}
+
+// TestHistoryFromSQL: ids submitted in a file, results from an SQLite query with outputs, and
+// checksums: one lost, one corrupted.
+func TestHistoryFromSQL(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "r.db")
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(`create table results(id text, output text); insert into results values ('a','A'),('b','wrong')`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	sums := filepath.Join(dir, "sums")
+	if err := os.WriteFile(sums, []byte("a "+history.Checksum("A")+"\nb "+history.Checksum("B")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := runYAML(t, fmt.Sprintf(`
+name: sql-history
+workload:
+  steps:
+    - sh: printf 'a\nb\nc\n' > ids.txt
+expect:
+  history:
+    submitted: {file: "${TMP}/ids.txt"}
+    results: {sql: {driver: sqlite, dsn: %q, query: "select id, output from results"}}
+    checksums: %q
+`, db, sums), 1)
+	c := check(t, res, "history")
+	details := strings.Join(c.Details, "\n")
+	if c.Verdict != report.Fail || !strings.Contains(details, "lost 1") || !strings.Contains(details, ": c") || !strings.Contains(details, "corrupted 1") || !strings.Contains(details, "b at sql row 2") {
+		t.Fatalf("history %+v", c)
+	}
+	os.RemoveAll(res.LogsDir)
 }

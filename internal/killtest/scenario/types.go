@@ -261,15 +261,16 @@ func (c Condition) String() string {
 // default (set `false` to disable); fd_growth and memory_growth run when given or when the
 // scenario has cycles (workload cycles or restarting faults).
 type Expect struct {
-	Orphans      *OrphanCheck `yaml:"orphans"`
-	Zombies      *Toggle      `yaml:"zombies"`
-	Stopped      *Toggle      `yaml:"stopped"`
-	Ports        *PortCheck   `yaml:"ports"`
-	Exit         *Toggle      `yaml:"exit"`
-	FDGrowth     *FDCheck     `yaml:"fd_growth"`
-	MemoryGrowth *MemoryCheck `yaml:"memory_growth"`
-	Probes       []Condition  `yaml:"probes"`
-	History      *History     `yaml:"history"`
+	Orphans      *OrphanCheck  `yaml:"orphans"`
+	Zombies      *Toggle       `yaml:"zombies"`
+	Stopped      *Toggle       `yaml:"stopped"`
+	Ports        *PortCheck    `yaml:"ports"`
+	Exit         *Toggle       `yaml:"exit"`
+	FDGrowth     *FDCheck      `yaml:"fd_growth"`
+	MemoryGrowth *MemoryCheck  `yaml:"memory_growth"`
+	InheritedFDs *InheritCheck `yaml:"inherited_fds"`
+	Probes       []Condition   `yaml:"probes"`
+	History      *History      `yaml:"history"`
 }
 
 // Toggle is a check that is on unless `false` (or `{enabled: false}`).
@@ -312,6 +313,14 @@ type MemoryCheck struct {
 	MinGrowthPct float64 `yaml:"min_growth_pct"`
 	Warmup       int     `yaml:"warmup"`
 	MinCycles    int     `yaml:"min_cycles"`
+}
+
+// InheritCheck: checker processes (attributed processes whose command line contains one of
+// Commands) must hold no pipe or socket inherited from another attributed process (an fd
+// without O_CLOEXEC). Runs only when given, with at least one command.
+type InheritCheck struct {
+	Enabled  bool     `yaml:"enabled"`
+	Commands []string `yaml:"commands"`
 }
 
 // History is the Jepsen total-queue check: what was submitted against what completed.

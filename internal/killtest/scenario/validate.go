@@ -260,6 +260,9 @@ func (s *Scenario) Validate() error {
 		checkSource(add, "expect.history.submitted", h.Submitted)
 		checkSource(add, "expect.history.results", h.Results)
 	}
+	if ic := s.Expect.InheritedFDs; ic != nil && ic.Enabled && len(ic.Commands) == 0 {
+		add("expect.inherited_fds.commands", "required: which command lines are checkers")
+	}
 	if pc := s.Expect.Ports; pc != nil {
 		for i, port := range pc.Ports {
 			if port < 1 || port > 65535 {

@@ -165,8 +165,11 @@ func expandNode(n *yaml.Node, lookup func(string) (string, bool), file string) e
 				}
 				return v
 			})
-			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-				n.Tag = "" // a plain scalar resolves its own type once expanded (numbers, booleans)
+			// An expanded scalar resolves its own type from its value, quoted or not, so
+			// `ports: ["${PORT1}"]` is a number; string fields still get the text as is.
+			if n.Value != "" {
+				n.Tag = ""
+				n.Style &^= yaml.DoubleQuotedStyle | yaml.SingleQuotedStyle
 			}
 		}
 		for _, c := range n.Content {

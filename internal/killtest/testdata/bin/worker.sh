@@ -1,24 +1,12 @@
 #!/bin/sh
 # A worker for killtest's known-good and known-bad systems. Each "task" runs a checker child
-# (sleep 600 stands in for mubeng). MODE:
-#   good    on SIGTERM stop the checker, wait for it, exit 0; the checker gets a parent-death
-#           SIGKILL (setpriv), so even a SIGKILL of the worker cannot orphan it
+# (sleep 600 stands in for mubeng). The known-good worker is goodworker/ (Go). MODE:
 #   naive   start the checker with a plain fork: a SIGKILL of the worker orphans it
 #   setsid  on SIGTERM kill its own process group and exit 0, but one checker was started in a
 #           new session (setsid) and escapes the group kill
-mode=${1:-good}
+mode=${1:-naive}
 child=
 case $mode in
-good)
-	trap 'if [ -n "$child" ]; then kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; fi; exit 0' TERM
-	echo "worker ready"
-	while :; do
-		setpriv --pdeathsig KILL sleep 600 &
-		child=$!
-		echo "task started pid $child"
-		wait "$child"
-	done
-	;;
 naive)
 	echo "worker ready"
 	while :; do
@@ -30,7 +18,8 @@ naive)
 	;;
 setsid)
 	trap 'trap "" TERM; kill -TERM 0; exit 0' TERM
-	setsid sleep 600 &
+	# The escapee says so once it is in its own session (the scenario waits for that line).
+	setsid sh -c 'echo "escapee in its own session"; exec sleep 600' &
 	echo "worker ready"
 	while :; do
 		sleep 600 &
