@@ -20,6 +20,7 @@ const (
 	Mismatch    Class = "mismatch"      // the judge page is not the one we asked for: a liar
 	Unreachable Class = "unreachable"   // the proxy could not reach the judge (it said so)
 	Canceled    Class = "canceled"      // the check was canceled before it finished
+	Dead        Class = "dead"          // an external checker (--exec) did not report it alive; it gives no reason
 )
 
 // Anonymity is what the judge learned about us through the proxy.

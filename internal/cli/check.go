@@ -36,8 +36,9 @@ type checkOptions struct {
 	Format       string
 	All          bool
 	Lab          bool
-	// --exec TEMPLATE: wired by the lead (internal/check/external). Add the field and flag here,
-	// validate it in Validate, and pick the backend where runCheck says "backend".
+	Exec         string // external checker template (internal/check/external); "" = in-process
+	ExecPTY      bool
+	Chunk        int // proxies per external checker run
 }
 
 func (o *checkOptions) flags(fs *flag.FlagSet) {
@@ -52,6 +53,9 @@ func (o *checkOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Format, "format", check.FormatText, "output format: text (live proxy URLs, mubeng's), jsonl or csv (with class, error, exit_ip, anonymity, timings)")
 	fs.BoolVar(&o.All, "all", false, "also write dead proxies, with their class (jsonl and csv only)")
 	fs.BoolVar(&o.Lab, "lab", false, "check an in-process lab's proxies against its judge and print a correctness summary versus its truth (nothing to install)")
+	fs.StringVar(&o.Exec, "exec", "", "check with an external tool instead, run under supervision once per chunk, e.g. 'mubeng -f {in} --check -o {out} -t {timeout}' (placeholders: docs/check.md)")
+	fs.BoolVar(&o.ExecPTY, "exec-pty", false, "run the --exec tool on a pseudo-terminal, for tools that need one (no 'script' wrapper needed)")
+	fs.IntVar(&o.Chunk, "chunk", 1000, "proxies per --exec run")
 }
 
 // Validate reports the first bad flag, by name.
@@ -63,8 +67,12 @@ func (o *checkOptions) Validate() error {
 		return errors.New("--judge and --lab exclude each other: --lab uses the lab's judge")
 	case !o.Lab && o.File == "":
 		return errors.New("-f FILE (or -f - for stdin) is required, or --lab")
-	case !o.Lab && o.Judge == "":
+	case !o.Lab && o.Judge == "" && o.Exec == "":
 		return errors.New("--judge URL is required (run 'proxyline judge' for one of your own)")
+	case o.Chunk < 1:
+		return fmt.Errorf("--chunk %d: must be at least 1", o.Chunk)
+	case o.ExecPTY && o.Exec == "":
+		return errors.New("--exec-pty needs --exec")
 	case o.Timeout <= 0:
 		return fmt.Errorf("-t %v: must be positive", o.Timeout)
 	case o.Concurrency < 1:
@@ -132,18 +140,11 @@ func runCheck(ctx context.Context, env *Env, o checkOptions) error {
 		}
 	}
 
-	// backend: the in-process checker. (--exec: the lead selects internal/check/external here.)
-	c, err := check.New(check.Options{
-		Judge: o.Judge, JudgeStatus: o.JudgeStatus, JudgeKeyword: o.JudgeKeyword,
-		Timeout: o.Timeout, RootCAs: roots, Log: env.Log,
-	})
+	checkAll, stopBackend, err := checkBackend(ctx, env, o, roots)
 	if err != nil {
-		return usageError("%v", err)
+		return err
 	}
-	if err := c.Prepare(ctx); err != nil {
-		return fmt.Errorf("judge not usable: %w", err)
-	}
-	env.Log.Debug("judge ready", "judge", o.Judge, "real_ip", c.RealIP())
+	defer stopBackend()
 
 	out := env.Stdout
 	if o.Output != "" {
@@ -171,13 +172,13 @@ func runCheck(ctx context.Context, env *Env, o checkOptions) error {
 	start := time.Now()
 	sum := newCheckSummary()
 	results := make(map[string]check.Result, len(truth))
-	var writeErr error
+	var writeErr, backendErr error
 	var abandoned atomic.Bool // set when a second signal makes us return without waiting
 	debug := env.Log.Enabled(ctx, slog.LevelDebug)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.CheckAll(ctx, ps, o.Concurrency, func(r check.Result) {
+		backendErr = checkAll(ctx, ps, func(r check.Result) {
 			if abandoned.Load() {
 				return
 			}
@@ -224,8 +225,11 @@ func runCheck(ctx context.Context, env *Env, o checkOptions) error {
 		fmt.Fprintf(env.Stderr, "interrupted: %d of %d proxies not checked\n", len(ps)-sum.checked(), len(ps))
 	}
 	if truth != nil {
-		lv := compareTruth(truth, results, o.Timeout)
+		lv := compareTruth(truth, results, o.Timeout, o.Exec != "")
 		lv.write(env.Stderr)
+	}
+	if backendErr != nil {
+		return backendErr
 	}
 	if sum.byClass[check.Alive] == 0 {
 		return failure(errors.New("no live proxy"))
@@ -366,8 +370,9 @@ type labVerdict struct {
 }
 
 // compareTruth checks every result against what a correct checker reports. A slow proxy is
-// expected to time out when the timeout does not exceed its delay.
-func compareTruth(truth []lab.Truth, results map[string]check.Result, timeout time.Duration) labVerdict {
+// expected to time out when the timeout does not exceed its delay. With liveOnly (an external
+// checker, which says only which proxies work) just alive versus not alive is compared.
+func compareTruth(truth []lab.Truth, results map[string]check.Result, timeout time.Duration, liveOnly bool) labVerdict {
 	var v labVerdict
 	for _, t := range truth {
 		v.total++
@@ -388,6 +393,7 @@ func compareTruth(truth []lab.Truth, results map[string]check.Result, timeout ti
 		case !r.OK() && wantAlive:
 			v.falseNeg++
 			why = "false negative"
+		case liveOnly:
 		case string(r.Class) != wantClass:
 			why = fmt.Sprintf("class %s, want %s", r.Class, wantClass)
 		case r.OK() && string(r.Anonymity) != t.Anonymity:

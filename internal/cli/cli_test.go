@@ -5,14 +5,23 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/proxyline/proxyline/internal/supervise"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// check --exec and worker run a supervisor, which re-executes this binary as a task's init.
+	if code, ok := supervise.MaybeInit(); ok {
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // TestParseFlagsEnv checks the PROXYLINE_* environment mechanism every subcommand relies on: a
 // variable fills a flag that was not given, the command line wins, and a bad value names the variable.

@@ -130,23 +130,45 @@ func (s *Store) runningByWorker(ctx context.Context) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-// Wait polls Status every interval until no job is unfinished, and returns the last status.
-// It returns ctx's error (with the last status) when ctx ends first.
+// Unfinished counts the jobs still to run or running: a cheap query, for polling.
+func (s *Store) Unfinished(ctx context.Context) (int64, error) {
+	rows, err := s.eng.db().Query(ctx, `SELECT count(*) FROM river_job
+		WHERE state IN ('available', 'scheduled', 'pending', 'retryable', 'running')`)
+	if err != nil {
+		return 0, fmt.Errorf("count unfinished jobs: %w", err)
+	}
+	defer rows.Close()
+	var n int64
+	if rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return 0, fmt.Errorf("count unfinished jobs: %w", err)
+		}
+	}
+	return n, rows.Err()
+}
+
+// Wait polls Unfinished every interval until no job is unfinished, then returns the Status. When
+// ctx ends first it returns ctx's error with the Status at that moment (read without ctx).
 func (s *Store) Wait(ctx context.Context, interval time.Duration) (*Status, error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		st, err := s.Status(ctx)
-		if err != nil {
+		n, err := s.Unfinished(ctx)
+		if err != nil && ctx.Err() == nil {
 			return nil, err
 		}
-		if st.Unfinished == 0 {
-			return st, nil
+		if err == nil && n == 0 {
+			return s.Status(ctx)
 		}
 		select {
 		case <-ctx.Done():
-			return st, ctx.Err()
 		case <-t.C:
+			continue
 		}
+		st, err := s.Status(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		return st, ctx.Err()
 	}
 }

@@ -84,14 +84,14 @@ type Store struct {
 // engine is the part that differs by River driver. riverEngine implements it for both.
 type engine interface {
 	db() pool.DB
-	migrate(ctx context.Context) (river []int, own []int, err error)
+	migrate(ctx context.Context) (riverVersions, poolVersions []int, err error)
 	insertMany(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 	newClient(cfg *river.Config) (riverClient, error)
 	ui(ctx context.Context, log *slog.Logger, prefix string) (http.Handler, error)
 	// inJobTx runs fn in a transaction that also completes job, if job is still running its
 	// attempt (fencing: a job handed back to the queue meanwhile is left alone, ErrJobLost).
 	inJobTx(ctx context.Context, job *rivertype.JobRow, fn func(pool.DB) error) error
-	// rescueSQL returns the dialect's statements for the local rescuer.
+	// dialect says which SQL flavour the few engine-specific statements use.
 	dialect() dialect
 	close()
 }

@@ -69,7 +69,7 @@ func (s *Supervisor) Run(ctx context.Context, spec Spec) (Result, error) {
 		s:      s,
 		spec:   spec,
 		layers: s.layers,
-		id:     fmt.Sprintf("%s-%d", s.name, seq),
+		id:     fmt.Sprintf("%s-%d", s.instance, seq),
 		seq:    seq,
 	}
 	t.cookie = Cookie{OwnerPID: s.self.pid, OwnerStart: s.self.start, TaskID: t.id}.String()

@@ -3,6 +3,8 @@ package supervise
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -32,12 +34,15 @@ func (c Config) Validate() error {
 // Supervisor runs tasks. Create it with New, Start it once, Run tasks from any number of
 // goroutines, Stop it once done.
 type Supervisor struct {
-	cfg   Config
-	name  string
-	log   *slog.Logger
-	fs    procfs.FS
-	self  procInfo
-	grace time.Duration
+	cfg  Config
+	name string
+	// instance is name plus a random suffix: the name of this supervisor's cgroup directory and
+	// the prefix of its task ids.
+	instance string
+	log      *slog.Logger
+	fs       procfs.FS
+	self     procInfo
+	grace    time.Duration
 
 	layers    Layers // set by Start, read-only afterwards
 	ownerDir  string // this supervisor's cgroup directory, when the Cgroup layer is on
@@ -74,9 +79,16 @@ func New(cfg Config) (*Supervisor, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Several supervisors may live in one process (tests; a command and a worker): each gets
+	// its own instance name, so their cgroup directories and task ids never collide.
+	var suffix [3]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return nil, fmt.Errorf("supervisor instance id: %w", err)
+	}
 	s := &Supervisor{
 		cfg:      cfg,
 		name:     sanitizeName(cfg.Name),
+		instance: sanitizeName(cfg.Name) + "-" + hex.EncodeToString(suffix[:]),
 		log:      log,
 		fs:       fs,
 		self:     self,
@@ -102,7 +114,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	d := detect(ctx, s.cfg, s.log)
 	s.layers = d.layers
 	if s.layers.Cgroup {
-		s.ownerDir = filepath.Join(d.cgroupParent, ownerDirName(s.name, s.self.pid, s.self.start))
+		s.ownerDir = filepath.Join(d.cgroupParent, ownerDirName(s.instance, s.self.pid, s.self.start))
 		if err := os.MkdirAll(s.ownerDir, 0o755); err != nil {
 			s.log.Warn("cgroup layer off: cannot create owner cgroup", "dir", s.ownerDir, "err", err)
 			s.layers.Cgroup = false
@@ -121,7 +133,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		s.reaper = newReaper(s)
 		go s.reaper.run()
 	}
-	s.log.Info("supervisor started", "name", s.name, "pid", s.self.pid,
+	s.log.Info("supervisor started", "name", s.name, "instance", s.instance, "pid", s.self.pid,
 		"process_group", s.layers.ProcessGroup, "pdeathsig", s.layers.Pdeathsig, "cgroup", s.layers.Cgroup,
 		"pid_namespace", s.layers.PIDNamespace, "subreaper", s.layers.Subreaper, "cookie", s.layers.Cookie,
 		"cgroup_dir", s.ownerDir)

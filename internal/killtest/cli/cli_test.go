@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -295,5 +296,39 @@ workload:
 	// Nothing of the run may survive: no process with the scenario's marker in its command line.
 	if left := processesWith(t, marker); len(left) > 0 {
 		t.Fatalf("processes left after interrupt: %v", left)
+	}
+}
+
+// TestBuiltinSuite runs the embedded suite against the real proxyline (built here, without
+// -race: it is the system under test). The harness must judge every scenario (no harness or
+// cleanup error, so no exit 2) within the suite's time budget; the verdicts themselves are
+// proxyline's and are logged.
+func TestBuiltinSuite(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/proxyline/proxyline/cmd/proxyline").CombinedOutput(); err != nil {
+		t.Fatalf("build proxyline: %v\n%s", err, out)
+	}
+	out := t.TempDir()
+	js := filepath.Join(out, "r.json")
+	start := time.Now()
+	res := killtest(t, "run", "--bin", bin, "--out", out, "--json", js, "--seed", "1")
+	took := time.Since(start)
+	t.Logf("built-in suite: exit %d in %v\n%s", res.code, took, res.stdout)
+	if res.code == 2 {
+		t.Errorf("exit 2: the harness could not judge\n%s", res.stderr)
+	}
+	s := readJSON(t, js)
+	if len(s.Scenarios) < 6 {
+		t.Errorf("%d scenarios ran, want the 6 built-ins", len(s.Scenarios))
+	}
+	for _, sc := range s.Scenarios {
+		if sc.HarnessError != "" || sc.CleanupError != "" {
+			t.Errorf("%s: harness %q cleanup %q", sc.Name, sc.HarnessError, sc.CleanupError)
+		}
+	}
+	// The budget is 60 s on an idle machine; allow for a shared, loaded one.
+	if took > 90*time.Second {
+		t.Errorf("built-in suite took %v, budget 60 s", took)
 	}
 }

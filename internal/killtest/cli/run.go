@@ -97,7 +97,11 @@ func runSuite(ctx context.Context, env *Env, o runOptions, scs []*scenario.Scena
 	suite := report.Suite{Command: "killtest run " + strings.Join(reproArgs(o, o.Seed), " ") + " " + strings.Join(args, " "), Started: time.Now()}
 	suite.Command = strings.TrimSpace(suite.Command)
 	fmt.Fprintf(env.Stdout, "killtest: %d scenario(s) × %d run(s), seed %d\n", len(scs), o.Runs, o.Seed)
-	opts := run.Options{Bin: o.Bin, Log: log, NoCgroup: o.NoCgroup, Reproduce: func(sc *scenario.Scenario, seed int64) string {
+	samples := filepath.Join(o.Out, "killtest-samples")
+	if err := os.MkdirAll(samples, 0o755); err != nil {
+		return &exitError{code: ExitUnknown, err: fmt.Errorf("create %s: %w", samples, err)}
+	}
+	opts := run.Options{Bin: o.Bin, Log: log, NoCgroup: o.NoCgroup, SamplesDir: samples, Reproduce: func(sc *scenario.Scenario, seed int64) string {
 		target := sc.File
 		if strings.HasPrefix(target, builtinPrefix) {
 			target = sc.Name

@@ -43,6 +43,9 @@ func writeScenario(b *bufio.Writer, sc Scenario) {
 	if sc.LogsDir != "" {
 		fmt.Fprintf(b, "- Logs kept in: `%s`\n", sc.LogsDir)
 	}
+	if sc.Samples != "" {
+		fmt.Fprintf(b, "- Per-process fd and memory samples: `%s`\n", sc.Samples)
+	}
 	for _, n := range sc.Notes {
 		fmt.Fprintf(b, "- Note: %s\n", n)
 	}

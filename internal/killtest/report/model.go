@@ -49,6 +49,8 @@ type Scenario struct {
 	Events  []Event  `json:"events"`
 	Chart   Chart    `json:"chart"`
 	LogsDir string   `json:"logs_dir,omitempty"`
+	// Samples is the CSV file of per-process fd and memory samples, when written.
+	Samples string `json:"samples,omitempty"`
 }
 
 // Check is one check's verdict in a scenario.

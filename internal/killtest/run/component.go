@@ -141,7 +141,8 @@ func (r *runner) waitReady(ctx context.Context, c *component, p *proc, since int
 // can act on it), wait up to the deadline, then SIGKILL. It returns whether it exited in time.
 func (r *runner) stopOne(c *component, p *proc, reason string) (inTime bool) {
 	p.mu.Lock()
-	killed := p.faultKill
+	killed, faultSig, faultAt := p.faultKill, p.signaled, p.signaledAt
+	byFault := p.byFault
 	p.mu.Unlock()
 	if killed {
 		<-p.done // SIGKILL is on its way; nothing to stop gracefully
@@ -156,6 +157,25 @@ func (r *runner) stopOne(c *component, p *proc, reason string) (inTime bool) {
 		sig, _ = scenario.ParseSignal(st.Signal) // validated
 	}
 	deadline := st.Deadline.Or(scenario.DefaultStopDeadline)
+	if byFault && faultSig == sig {
+		// A fault already sent the stop signal: a second one would mean "force" to many
+		// programs. Give it the rest of its deadline, counted from the fault.
+		r.event("stop", c.spec.Name, fmt.Sprintf("%s: already sent %s by a fault; waiting", reason, scenario.SignalName(faultSig)), p.pid)
+		t := time.NewTimer(time.Until(faultAt.Add(deadline)))
+		defer t.Stop()
+		select {
+		case <-p.done:
+			return true
+		case <-t.C:
+		}
+		r.event("stop", c.spec.Name, fmt.Sprintf("no exit within %v of the fault's %s: SIGKILL", deadline, scenario.SignalName(faultSig)), p.pid)
+		p.mu.Lock()
+		p.late = deadline
+		p.mu.Unlock()
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return false
+	}
 	p.mu.Lock()
 	p.stopReason = reason
 	p.mu.Unlock()

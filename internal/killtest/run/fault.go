@@ -110,26 +110,15 @@ func (r *runner) restartMark() string {
 	return fmt.Sprintf("cycle-%d", r.restarts)
 }
 
-// restart waits for the signalled main process to exit (its stop deadline, then SIGKILL) and
-// starts the component again.
+// restart stops the component's running instance like at the scenario end (the fault's own
+// signal counts as the stop signal when it is the same, and is not sent twice), then starts it
+// again and waits for readiness.
 func (r *runner) restart(ctx context.Context, c *component, old *proc, fault string) error {
-	if old != nil && !old.exited() {
-		deadline := c.spec.Stop.Deadline.Or(scenario.DefaultStopDeadline)
-		t := time.NewTimer(deadline)
-		select {
-		case <-old.done:
-		case <-t.C:
-			r.event("restart", c.spec.Name, fmt.Sprintf("no exit within %v of %s: SIGKILL", deadline, fault), old.pid)
-			old.mu.Lock()
-			old.late = deadline
-			old.mu.Unlock()
-			_ = old.cmd.Process.Kill()
-			<-old.done
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-		t.Stop()
+	if old != nil {
+		r.stopOne(c, old, "restart after "+fault)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	r.event("restart", c.spec.Name, "after "+fault)
 	return r.startComponent(ctx, c)

@@ -40,6 +40,9 @@ type Options struct {
 	CleanupDeadline time.Duration
 	// NoCgroup disables the run cgroup even where cgroup v2 is writable.
 	NoCgroup bool
+	// SamplesDir, when set, receives samples-<scenario>-<run>.csv: the 1 Hz fd and RssAnon
+	// samples of every attributed process. Default: none.
+	SamplesDir string
 }
 
 // runner is the state of one scenario run.
@@ -165,6 +168,14 @@ func Run(ctx context.Context, parsed *scenario.Scenario, run int, seed int64, op
 	res.Events = r.events
 	res.Notes = r.notes
 	res.Chart = r.chart()
+	if opts.SamplesDir != "" {
+		path := filepath.Join(opts.SamplesDir, fmt.Sprintf("samples-%s-%d.csv", parsed.Name, run))
+		if err := r.writeSamples(path); err != nil {
+			res.Notes = append(res.Notes, err.Error())
+		} else {
+			res.Samples = path
+		}
+	}
 	res.Verdict = report.ScenarioVerdict(res.HarnessError, res.Checks)
 	if res.CleanupError != "" {
 		res.Verdict = report.Unknown

@@ -435,3 +435,41 @@ expect:
 	}
 	os.RemoveAll(res.LogsDir)
 }
+
+// TestNoCgroupStillFindsOrphans: without the run cgroup, attribution by cookie and re-parenting
+// still finds the orphan of a SIGKILLed parent, and teardown still removes it.
+func TestNoCgroupStillFindsOrphans(t *testing.T) {
+	marker := setMarker(t)
+	sc, err := scenario.Parse("nocg.yaml", []byte(`
+name: nocg
+components:
+  - name: naive
+    sh: 'sleep 600 & echo up; wait'
+    ready: {log: up}
+faults:
+  - signal: KILL
+    target: {component: naive}
+    when: {process: "^sleep 600$"}
+expect:
+  orphans: {grace: 500ms}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Run(context.Background(), sc, 1, 1, Options{NoCgroup: true})
+	if res.CleanupError != "" {
+		t.Fatal(res.CleanupError)
+	}
+	if c := check(t, res, "orphans"); c.Verdict != report.Fail || len(c.Evidence) != 1 || c.Evidence[0].Cmdline != "sleep 600" {
+		t.Fatalf("orphans %+v", c)
+	}
+	for _, n := range res.Notes {
+		if strings.Contains(n, "run cgroup /") {
+			t.Errorf("a run cgroup was made with NoCgroup: %s", n)
+		}
+	}
+	if left := withMarker(t, marker); len(left) > 0 {
+		t.Fatalf("left: %v", left)
+	}
+	os.RemoveAll(res.LogsDir)
+}

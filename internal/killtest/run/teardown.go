@@ -1,16 +1,20 @@
 package run
 
 import (
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/killtest/observe"
 	"github.com/proxyline/proxyline/internal/killtest/report"
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
 // teardown removes everything the run started, on every path (see the package doc for the
@@ -79,6 +83,9 @@ func (r *runner) teardown() error {
 		t.Stop()
 		p.out.Close()
 	}
+	if left := cookieScan(r.cookie); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("teardown self-check: %d process(es) still carry the run cookie: %v", len(left), left))
+	}
 	if r.obs != nil {
 		r.obs.Mark("end")
 		r.obs.Stop()
@@ -131,4 +138,67 @@ func (r *runner) chart() report.Chart {
 		c.FDs = append(c.FDs, buckets[k].fds)
 	}
 	return c
+}
+
+// cookieScan is the harness self-check, independent of the observer's bookkeeping: every process
+// on the machine whose environment holds the run cookie (zombies have no environment to read and
+// are the observer's). The caller is the harness itself, which does not carry the cookie.
+func cookieScan(cookie string) []int {
+	if cookie == "" {
+		return nil
+	}
+	procs, err := proctab.NewReader().Snapshot(nil)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, p := range procs {
+		if p.State == 'Z' {
+			continue
+		}
+		if has, err := proctab.HasEnv(p.PID, cookie); err == nil && has {
+			out = append(out, p.PID)
+		}
+	}
+	return out
+}
+
+// writeSamples writes the observer's 1 Hz per-process samples as CSV: seconds since the start,
+// pid, start time, command, open fds (-1 unreadable), RssAnon bytes.
+func (r *runner) writeSamples(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write samples %s: %w", path, err)
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write([]string{"t_seconds", "pid", "starttime", "comm", "fds", "rss_anon_bytes"})
+	comm := map[observe.Key]string{}
+	for _, m := range r.timeline.Marks {
+		for _, p := range m.Procs {
+			comm[p.Key] = p.Comm
+		}
+	}
+	keys := make([]observe.Key, 0, len(r.timeline.Usage))
+	for k := range r.timeline.Usage {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].PID < keys[j].PID })
+	for _, k := range keys {
+		for _, u := range r.timeline.Usage[k] {
+			_ = w.Write([]string{
+				strconv.FormatFloat(u.At.Sub(r.start).Seconds(), 'f', 3, 64),
+				strconv.Itoa(k.PID), strconv.FormatUint(k.StartTime, 10), comm[k],
+				strconv.Itoa(u.FDs), strconv.FormatInt(u.RSSAnon, 10),
+			})
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return fmt.Errorf("write samples %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write samples %s: %w", path, err)
+	}
+	return nil
 }

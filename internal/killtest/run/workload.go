@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/killtest/probe"
@@ -21,6 +22,7 @@ func (r *runner) runWorkload(ctx context.Context) {
 		step scenario.Step
 		name string
 		end  time.Time
+		hub  *lineHub
 	}
 	var background []bg
 	for cy := 1; cy <= cycles; cy++ {
@@ -36,8 +38,9 @@ func (r *runner) runWorkload(ctx context.Context) {
 				r.stepErr(name, fmt.Sprintf("not run: %v", ctx.Err()))
 				return
 			}
+			hub := &lineHub{} // the step's output, for evidence when it fails
 			p, err := r.startProc(procSpec{name: name, argv: st.Command, sh: st.Sh, env: st.Env, dir: st.Dir,
-				logPath: filepath.Join(r.tmp, "logs", "workload.log")})
+				hub: hub, logPath: filepath.Join(r.tmp, "logs", "workload.log")})
 			if err != nil {
 				r.stepErr(name, err.Error())
 				continue
@@ -45,10 +48,10 @@ func (r *runner) runWorkload(ctx context.Context) {
 			timeout := st.Timeout.Or(scenario.DefaultStepTimeout)
 			r.event("step", name, "started", p.pid)
 			if st.Background {
-				background = append(background, bg{p, st, name, time.Now().Add(timeout)})
+				background = append(background, bg{p, st, name, time.Now().Add(timeout), hub})
 				continue
 			}
-			r.finishStep(ctx, p, st, name, time.Now().Add(timeout))
+			r.finishStep(ctx, p, st, name, time.Now().Add(timeout), hub)
 		}
 		if cycles > 1 {
 			m := fmt.Sprintf("cycle-%d", cy)
@@ -57,12 +60,12 @@ func (r *runner) runWorkload(ctx context.Context) {
 		}
 	}
 	for _, b := range background {
-		r.finishStep(ctx, b.p, b.step, b.name, b.end)
+		r.finishStep(ctx, b.p, b.step, b.name, b.end, b.hub)
 	}
 }
 
 // finishStep waits for a step until end, kills its group if it overruns, and checks its exit.
-func (r *runner) finishStep(ctx context.Context, p *proc, st scenario.Step, name string, end time.Time) {
+func (r *runner) finishStep(ctx context.Context, p *proc, st scenario.Step, name string, end time.Time, hub *lineHub) {
 	t := time.NewTimer(time.Until(end))
 	defer t.Stop()
 	select {
@@ -81,8 +84,18 @@ func (r *runner) finishStep(ctx context.Context, p *proc, st scenario.Step, name
 	got, _, _ := p.status()
 	want, _ := scenario.ParseExits(st.Exit) // validated
 	if !slices.Contains(want, got) {
-		<-p.pumped
-		r.stepErr(name, fmt.Sprintf("%s, want %v", got, want))
+		// The last lines may still be in the pipe; wait briefly, not for holders that outlive it.
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-p.pumped:
+		case <-t.C:
+		}
+		t.Stop()
+		msg := fmt.Sprintf("%s, want %v", got, want)
+		if tail := hub.tail(5); len(tail) > 0 {
+			msg += "; last output: " + strings.Join(tail, " ⏎ ")
+		}
+		r.stepErr(name, msg)
 		return
 	}
 	r.event("step", name, got.String(), p.pid)

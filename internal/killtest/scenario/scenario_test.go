@@ -141,3 +141,34 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestPortsAndQuotedNumbers(t *testing.T) {
+	t.Parallel()
+	s, err := Parse("p.yaml", []byte(`
+name: p
+vars: {ADDR: "127.0.0.1:${PORT2}"}
+components:
+  - name: a
+    command: [srv, "${ADDR}", "${PORT1}"]
+    ready: {tcp: "${ADDR}"}
+expect:
+  ports:
+    ports: ["${PORT1}", "${PORT2}"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := s.Instantiate(Builtins{TMP: "/t", Ports: []int{1111, 2222, 3333, 4444}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inst.Expect.Ports.Ports; len(got) != 2 || got[0] != 1111 || got[1] != 2222 {
+		t.Errorf("ports = %v", got)
+	}
+	if got := inst.Components[0].Command; got[1] != "127.0.0.1:2222" || got[2] != "1111" {
+		t.Errorf("command = %v", got)
+	}
+	if !inst.Expect.Ports.Enabled {
+		t.Error("ports check given as a mapping is not enabled")
+	}
+}
