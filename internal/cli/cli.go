@@ -69,6 +69,7 @@ type command struct {
 func commands() []command {
 	cs := []command{
 		checkCommand(),
+		demoCommand(),
 		labCommand(),
 		judgeCommand(),
 		cleanupCommand(),

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -132,11 +131,6 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	})
 	if err != nil {
 		return usageError("%v", err)
-	}
-	if pf := env.Getenv("ZZ_CPUPROFILE"); pf != "" {
-		f, _ := os.Create(pf)
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
 	}
 	if err := w.Start(ctx); err != nil {
 		return err

@@ -39,20 +39,19 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (engine, err
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	cache := &stmtCache{db: db}
 	e := &riverEngine[*riversqlite.Driver, *sql.Tx]{
 		driver: riversqlite.New(db),
-		plain:  sqlDB{x: db, cache: cache},
+		plain:  sqlDB{db},
 		dial:   dialectSQLite,
 		log:    log,
 		begin:  func(ctx context.Context) (*sql.Tx, error) { return db.BeginTx(ctx, nil) },
 		commit: func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
 		abort:  func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
-		wrap:   func(tx *sql.Tx) pool.DB { return sqlDB{x: tx, tx: tx, cache: cache} },
+		wrap:   func(tx *sql.Tx) pool.DB { return sqlDB{tx} },
 		lock: func(ctx context.Context) (func(), error) {
 			return lockFile(ctx, path+".migrate-lock")
 		},
-		closeDB: func() { cache.close(); db.Close() },
+		closeDB: func() { db.Close() },
 	}
 	return e, nil
 }
