@@ -44,7 +44,9 @@ func usageError(format string, args ...any) error {
 func failure(err error) error { return &exitError{code: ExitFailure, err: err} }
 
 // Env is what a subcommand gets from the outside world. Nothing in this package reads os.Stdin,
-// os.Stdout or the environment directly, so tests can run commands in-process.
+// os.Stdout or the environment directly, so tests can run commands in-process. Stdout and Stderr
+// must be safe for concurrent writes (as an *os.File is): commands that run subprocesses copy
+// their output into them while logging.
 type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer

@@ -15,10 +15,17 @@ import (
 	"github.com/proxyline/proxyline/internal/supervise"
 )
 
+// asMainEnv makes the test binary run as proxyline itself (see TestMain).
+const asMainEnv = "PROXYLINE_CLI_TEST_AS_MAIN"
+
 func TestMain(m *testing.M) {
 	// check --exec and worker run a supervisor, which re-executes this binary as a task's init.
 	if code, ok := supervise.MaybeInit(); ok {
 		os.Exit(code)
+	}
+	// demo re-executes its own binary as "worker": under test that binary is this one.
+	if os.Getenv(asMainEnv) == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	goleak.VerifyTestMain(m)
 }

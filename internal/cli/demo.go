@@ -126,7 +126,7 @@ func runDemo(ctx context.Context, env *Env, o demoOptions) error {
 	workers := make([]*exec.Cmd, 0, o.Workers)
 	defer func() { stopWorkers(env, workers) }()
 	for i := range o.Workers {
-		cmd := exec.Command(self, "worker", "--database", db, "--concurrency", "1", "--parallel", "100")
+		cmd := exec.Command(self, "worker", "--database", db, "--concurrency", "4", "--parallel", "50")
 		cmd.Env = append(os.Environ(), "PROXYLINE_LOG_LEVEL=warn")
 		cmd.Stdout, cmd.Stderr = env.Stderr, env.Stderr
 		// Own process group, and killed by the kernel if this process dies: the demo's workers

@@ -188,7 +188,7 @@ func inProcessChecker(o *workerOptions, env *Env) queue.NewChecker {
 }
 
 // execChecker builds external checkers, run under the worker's supervisor. The tool reports only
-// which proxies are alive; the others are recorded with class unreachable and say so.
+// which proxies are alive; the others are recorded with class dead.
 func execChecker(o *workerOptions, env *Env, sup *supervise.Supervisor) queue.NewChecker {
 	return func(_ context.Context, jo queue.CheckOptions) (queue.Checker, error) {
 		c := &external.Checker{Template: o.exec, Timeout: cmp.Or(jo.Timeout, o.timeout), Concurrency: o.parallel,
@@ -200,32 +200,12 @@ func execChecker(o *workerOptions, env *Env, sup *supervise.Supervisor) queue.Ne
 	}
 }
 
-// execChunk adapts external.Checker (live proxies out) to queue.Checker (one result per proxy).
+// execChunk adapts external.Checker to queue.Checker: one result per proxy, the ones the tool did
+// not report alive with class dead (a tool says nothing more).
 type execChunk struct{ c *external.Checker }
 
 func (e execChunk) CheckChunk(ctx context.Context, ps []proxy.Proxy) ([]check.Result, error) {
-	start := time.Now()
-	live, err := e.c.CheckChunk(ctx, ps)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	// A bare proxy comes back with the scheme the tool found: match by address, then scheme.
-	found := map[string]proxy.Proxy{}
-	for _, p := range live {
-		found[p.Addr()+"|"+string(p.Scheme)] = p
-		found[p.Addr()+"|"] = p
-	}
-	out := make([]check.Result, len(ps))
-	for i, p := range ps {
-		if lp, ok := found[p.Addr()+"|"+string(p.Scheme)]; ok {
-			out[i] = check.Result{Proxy: lp, Class: check.Alive, Total: now.Sub(start), CheckedAt: now}
-			continue
-		}
-		out[i] = check.Result{Proxy: p, Class: check.Unreachable, Err: "the external checker did not report it alive",
-			Total: now.Sub(start), CheckedAt: now}
-	}
-	return out, nil
+	return e.c.Results(ctx, ps)
 }
 
 // layerNames lists the JSON names of the layers in force.

@@ -173,9 +173,9 @@ func (r *runner) trigger(ctx context.Context, f scenario.Fault, base time.Time, 
 				}
 				// Read the command line now: the observer re-reads it at 1 Hz only, and a
 				// process first seen in its fork→exec window shows its parent's argv.
-				args, err := proctab.Cmdline(p.PID)
-				if err != nil || len(args) == 0 {
-					continue
+				args, ok := settledCmdline(p)
+				if !ok {
+					continue // not yet settled: looked at again on the next tick
 				}
 				if re.MatchString(join(args)) {
 					seen[p.Key] = true
@@ -245,8 +245,11 @@ func (r *runner) targets(t scenario.Target, trig triggered) ([]key, error) {
 			if p.State == 'Z' || (main != nil && p.PID == main.pid) {
 				continue
 			}
-			args, err := proctab.Cmdline(p.PID)
-			if err == nil && re.MatchString(join(args)) {
+			args, ok := settledCmdline(p)
+			for wait := time.Now().Add(2 * settleAge); !ok && time.Now().Before(wait); args, ok = settledCmdline(p) {
+				time.Sleep(settleAge / 4) // bounded: until the process is settleAge old
+			}
+			if ok && re.MatchString(join(args)) {
 				out = append(out, key{p.PID, p.StartTime})
 			}
 		}
@@ -286,4 +289,28 @@ func clip(s string) string {
 		return s[:100] + "…"
 	}
 	return s
+}
+
+// settleAge is how long a process whose command line is its parent's must have been seen before
+// that command line is believed.
+const settleAge = 150 * time.Millisecond
+
+// settledCmdline reads p's command line, reporting ok only when it can be matched against: a
+// process that shows exactly its parent's command line may be in its fork→exec window (HYGIENE
+// trap 15: a child of `sh -c 'sleep 1 & sleep 2'` shows the whole sh command until it execs),
+// so that command line is believed only once the process has been seen for settleAge (a child
+// that never execs, such as a prefork worker, then matches on it).
+func settledCmdline(p observe.Process) ([]string, bool) {
+	args, err := proctab.Cmdline(p.PID)
+	if err != nil || len(args) == 0 {
+		return nil, false
+	}
+	if time.Since(p.FirstSeen) >= settleAge {
+		return args, true
+	}
+	parent, err := proctab.Cmdline(p.PPID)
+	if err == nil && slices.Equal(args, parent) {
+		return nil, false
+	}
+	return args, true
 }
