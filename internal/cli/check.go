@@ -38,7 +38,8 @@ type checkOptions struct {
 	Lab          bool
 	Exec         string // external checker template (internal/check/external); "" = in-process
 	ExecPTY      bool
-	Chunk        int // proxies per external checker run
+	Chunk        int    // proxies per external checker run
+	Disable      string // supervision layers switched off
 }
 
 func (o *checkOptions) flags(fs *flag.FlagSet) {
@@ -56,6 +57,7 @@ func (o *checkOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Exec, "exec", "", "check with an external tool instead, run under supervision once per chunk, e.g. 'mubeng -f {in} --check -o {out} -t {timeout}' (placeholders: docs/check.md)")
 	fs.BoolVar(&o.ExecPTY, "exec-pty", false, "run the --exec tool on a pseudo-terminal, for tools that need one (no 'script' wrapper needed)")
 	fs.IntVar(&o.Chunk, "chunk", 1000, "proxies per --exec run")
+	fs.StringVar(&o.Disable, "disable-layers", "", "switch supervision layers of --exec off, comma-separated (process_group, pdeathsig, cgroup, pid_namespace, subreaper, cookie, all)")
 }
 
 // Validate reports the first bad flag, by name.

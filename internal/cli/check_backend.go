@@ -39,7 +39,11 @@ func checkBackend(ctx context.Context, env *Env, o checkOptions, roots *x509.Cer
 		}, func() {}, nil
 	}
 
-	sup, err := supervise.New(supervise.Config{Name: "check", Log: env.Log})
+	off, err := supervise.ParseLayers(o.Disable)
+	if err != nil {
+		return nil, nil, usageError("--disable-layers: %v", err)
+	}
+	sup, err := supervise.New(supervise.Config{Name: "check", Disable: off, Log: env.Log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("supervisor: %w", err)
 	}

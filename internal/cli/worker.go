@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
-	"strings"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/check"
@@ -29,6 +27,7 @@ type workerOptions struct {
 	timeout     time.Duration
 	jobTimeout  time.Duration
 	rescueAfter time.Duration
+	disable     string
 }
 
 // Validate checks the flags.
@@ -48,6 +47,9 @@ func (o *workerOptions) Validate() error {
 	}
 	if o.jobTimeout < 0 || o.rescueAfter < 0 {
 		errs = append(errs, errors.New("--job-timeout and --rescue-after must not be negative"))
+	}
+	if _, err := supervise.ParseLayers(o.disable); err != nil {
+		errs = append(errs, fmt.Errorf("--disable-layers: %w", err))
 	}
 	if err := (queue.Config{Database: o.database}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--database: %w", err))
@@ -83,7 +85,8 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	fs.IntVar(&o.concurrency, "concurrency", 2, "jobs (chunks) worked at once")
 	fs.IntVar(&o.parallel, "parallel", 64, "proxies of one job checked at once")
 	fs.StringVar(&o.exec, "exec", "", "external checker command template, run under supervision per chunk (default: in-process checker)")
-	fs.BoolVar(&o.pty, "pty", false, "run the --exec checker on a pseudo-terminal (for tools that need one)")
+	fs.BoolVar(&o.pty, "exec-pty", false, "run the --exec checker on a pseudo-terminal (for tools that need one)")
+	fs.StringVar(&o.disable, "disable-layers", "", "switch supervision layers off, comma-separated (process_group, pdeathsig, cgroup, pid_namespace, subreaper, cookie, all): for diagnosis and for proving that the harness catches what they prevent")
 	fs.DurationVar(&o.grace, "grace", 10*time.Second, "time running jobs get to finish after the first signal")
 	fs.DurationVar(&o.timeout, "t", 0, "check timeout for jobs that carry none (default 10s)")
 	fs.DurationVar(&o.jobTimeout, "job-timeout", 0, "time one job may take (default 5m)")
@@ -99,7 +102,8 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	}
 
 	// Become a supervisor (subreaper, start-up sweep) before taking any job.
-	sup, err := supervise.New(supervise.Config{Name: "worker", Log: env.Log})
+	off, _ := supervise.ParseLayers(o.disable) // validated above
+	sup, err := supervise.New(supervise.Config{Name: "worker", Disable: off, Log: env.Log})
 	if err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}
@@ -208,14 +212,5 @@ func (e execChunk) CheckChunk(ctx context.Context, ps []proxy.Proxy) ([]check.Re
 	return e.c.Results(ctx, ps)
 }
 
-// layerNames lists the JSON names of the layers in force.
-func layerNames(l supervise.Layers) []string {
-	var out []string
-	v, t := reflect.ValueOf(l), reflect.TypeOf(l)
-	for i := range t.NumField() {
-		if v.Field(i).Bool() {
-			out = append(out, strings.Split(t.Field(i).Tag.Get("json"), ",")[0])
-		}
-	}
-	return out
-}
+// layerNames lists the names of the layers in force.
+func layerNames(l supervise.Layers) []string { return l.Names() }

@@ -1,0 +1,36 @@
+package supervise
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseLayers(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want Layers
+		err  string
+	}{
+		{in: "", want: Layers{}},
+		{in: "cgroup, pid_namespace", want: Layers{Cgroup: true, PIDNamespace: true}},
+		{in: "all", want: Layers{true, true, true, true, true, true}},
+		{in: "pdeathsig,,cookie", want: Layers{Pdeathsig: true, Cookie: true}},
+		{in: "pidns", err: `unknown supervision layer "pidns" (known: process_group, pdeathsig, cgroup, pid_namespace, subreaper, cookie, all)`},
+	} {
+		got, err := ParseLayers(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseLayers(%q) error %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseLayers(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+		// Names is the inverse of ParseLayers.
+		if back, err := ParseLayers(strings.Join(got.Names(), ",")); err != nil || back != got {
+			t.Errorf("round trip of %q: %+v, %v", tt.in, back, err)
+		}
+	}
+}
