@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/check"
@@ -82,8 +83,8 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 			"SIGINT stops taking jobs and lets running ones finish within --grace, then hands the rest\n"+
 			"back to the queue; a second one stops at once. Exits 0 after a clean drain.")
 	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
-	fs.IntVar(&o.concurrency, "concurrency", 2, "jobs (chunks) worked at once")
-	fs.IntVar(&o.parallel, "parallel", 64, "proxies of one job checked at once")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "jobs (chunks) worked at once; more than --parallel/chunk keeps every proxy slot busy while jobs wait on their slowest proxies")
+	fs.IntVar(&o.parallel, "parallel", 256, "proxies checked at once by this worker, shared by its running jobs (with --exec: the tool's {concurrency})")
 	fs.StringVar(&o.exec, "exec", "", "external checker command template, run under supervision per chunk (default: in-process checker)")
 	fs.BoolVar(&o.pty, "exec-pty", false, "run the --exec checker on a pseudo-terminal (for tools that need one)")
 	fs.StringVar(&o.disable, "disable-layers", "", "switch supervision layers off, comma-separated (process_group, pdeathsig, cgroup, pid_namespace, subreaper, cookie, all): for diagnosis and for proving that the harness catches what they prevent")
@@ -154,9 +155,19 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	return w.Stop()
 }
 
-// inProcessChecker builds check.Checkers for the jobs' options.
+// inProcessChecker builds check.Checkers for the jobs' options, one per distinct options for the
+// worker's life (jobs of one enqueue share them): New and Prepare, which asks the judge, run once,
+// not once per job. A Checker holds only read-only configuration, so sharing it is safe.
 func inProcessChecker(o *workerOptions, env *Env) queue.NewChecker {
+	slots := queue.NewSlots(o.parallel) // shared by every job of this worker
+	var mu sync.Mutex
+	prepared := map[queue.CheckOptions]queue.Checker{} // guarded by mu
 	return func(ctx context.Context, jo queue.CheckOptions) (queue.Checker, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c, ok := prepared[jo]; ok {
+			return c, nil
+		}
 		opts := check.Options{Judge: jo.Judge, JudgeStatus: jo.ExpectStatus, JudgeKeyword: jo.ExpectKeyword,
 			Timeout: jo.Timeout, Log: env.Log}
 		if opts.Timeout == 0 {
@@ -187,7 +198,8 @@ func inProcessChecker(o *workerOptions, env *Env) queue.NewChecker {
 		if err := c.Prepare(ctx); err != nil {
 			return nil, err
 		}
-		return queue.PerProxy(c.Check, o.parallel), nil
+		prepared[jo] = queue.PerProxy(c.Check, slots)
+		return prepared[jo], nil
 	}
 }
 

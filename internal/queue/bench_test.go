@@ -38,19 +38,42 @@ func BenchmarkEnqueue100k(b *testing.B) {
 // the queue (enqueue, two worker processes, status --wait), with about the same number of checks
 // in flight (check -c 100; 2 workers x 4 jobs x 13 proxies), and reports both wall times and their ratio. Target: ratio <= 1.15.
 // Run it alone: go test -run '^$' -bench QueueVsCheck -benchtime 1x ./internal/queue/
+// queueMix is a lab and the flags that run it through check and through the queue with the same
+// total concurrency.
+type queueMix struct {
+	name    string
+	lab     lab.Config
+	timeout string
+	conc    int // check -c; the two workers get half each
+	jobs    int // --concurrency of each worker
+}
+
+// BenchmarkQueueVsCheck compares `proxyline check` with the queue (enqueue, two worker processes,
+// status --wait) on the same 20,000-proxy lab list, at the same total concurrency:
+//   - cpu: fast proxies only (live HTTP and SOCKS5, refused, liars), CPU-bound: shows the
+//     queue's own cost (River, the pool writes);
+//   - timeouts: issue A's list (5,000 live HTTP, 5,000 live SOCKS5, 5,000 refused, 5,000
+//     blackholes) at -c 1000 -t 2s, where wall time is the blackholes' timeouts.
 func BenchmarkQueueVsCheck(b *testing.B) {
-	l, lines := startLab(b, lab.Config{HTTP: 12000, SOCKS5: 4000, Refused: 2000, Liar: 2000})
-	list := writeList(b, lines)
-	for _, engine := range engines {
-		b.Run(engine, func(b *testing.B) { benchQueueVsCheck(b, l, list, engine) })
+	for _, m := range []queueMix{
+		{name: "cpu", lab: lab.Config{HTTP: 12000, SOCKS5: 4000, Refused: 2000, Liar: 2000}, timeout: "5s", conc: 100, jobs: 8},
+		{name: "timeouts", lab: lab.Config{HTTP: 5000, SOCKS5: 5000, Refused: 5000, Blackhole: 5000}, timeout: "2s", conc: 1000, jobs: 20},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			l, lines := startLab(b, m.lab)
+			list := writeList(b, lines)
+			for _, engine := range engines {
+				b.Run(engine, func(b *testing.B) { benchQueueVsCheck(b, l, list, engine, m) })
+			}
+		})
 	}
 }
 
-func benchQueueVsCheck(b *testing.B, l *lab.Lab, list, engine string) {
+func benchQueueVsCheck(b *testing.B, l *lab.Lab, list, engine string, m queueMix) {
 	for b.Loop() {
 		// proxyline check
 		began := time.Now()
-		cp := start(b, "check", "check", "-f", list, "--judge", l.JudgeURL(), "-t", "5s", "-c", "100")
+		cp := start(b, "check", "check", "-f", list, "--judge", l.JudgeURL(), "-t", m.timeout, "-c", strconv.Itoa(m.conc))
 		code := cp.wait(b, 10*time.Minute)
 		out, errOut := cp.stdout.String(), cp.stderr.String()
 		checkWall := time.Since(began)
@@ -64,8 +87,8 @@ func benchQueueVsCheck(b *testing.B, l *lab.Lab, list, engine string) {
 		db := database(b, engine)
 		var ws []*proc
 		for i := range 2 {
-
-			ws = append(ws, start(b, fmt.Sprintf("worker%d", i), "worker", "--database", db, "--concurrency", "4", "--parallel", "13"))
+			ws = append(ws, start(b, fmt.Sprintf("worker%d", i), "worker", "--database", db,
+				"--concurrency", strconv.Itoa(m.jobs), "--parallel", strconv.Itoa(m.conc/2)))
 		}
 		st := open(b, db)
 		waitFor(b, time.Minute, "two workers", func() bool {
@@ -73,7 +96,7 @@ func benchQueueVsCheck(b *testing.B, l *lab.Lab, list, engine string) {
 			return err == nil && s.WorkersAlive == 2
 		})
 		began = time.Now()
-		if code, _, errOut := run(b, time.Minute, "enqueue", "--database", db, "--chunk", "100", "--judge", l.JudgeURL(), "-t", "5s", list); code != 0 {
+		if code, _, errOut := run(b, time.Minute, "enqueue", "--database", db, "--chunk", "100", "--judge", l.JudgeURL(), "-t", m.timeout, list); code != 0 {
 			b.Fatalf("enqueue exit %d: %s", code, errOut)
 		}
 		enqueueWall := time.Since(began)

@@ -39,7 +39,7 @@ func realChecker(l *lab.Lab) queue.NewChecker {
 		if err := c.Prepare(ctx); err != nil {
 			return nil, err
 		}
-		return queue.PerProxy(c.Check, 64), nil
+		return queue.PerProxy(c.Check, queue.NewSlots(64)), nil
 	}
 }
 
