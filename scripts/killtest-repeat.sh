@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Flakiness hunt for killtest's detectors: runs the known-good system and each known-bad system
-# N times (default 20) and prints a tally of how often each got exactly the verdict it must get:
-# known-good passes every check; each known-bad fails exactly its own check and passes the rest.
+# Flakiness hunt for killtest and for proxyline: runs the known-good system, each known-bad system
+# and each built-in scenario (proxyline against the lab) N times (default 20) and prints a tally
+# of how often each got exactly the verdict it must get: known-good and the built-ins pass every
+# check; each known-bad fails exactly its own check and passes the rest.
 #
 #   scripts/killtest-repeat.sh [N]
 #
@@ -12,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$root"
-go build -o "$work" ./cmd/killtest ./internal/killtest/testdata/portholder ./internal/killtest/testdata/goodworker
+go build -o "$work" ./cmd/killtest ./cmd/proxyline ./internal/killtest/testdata/portholder ./internal/killtest/testdata/goodworker
 
 # scenario file -> the checks that must fail (empty: must pass)
 declare -A expect=(
@@ -24,15 +25,26 @@ declare -A expect=(
 	[bad-port.yaml]="ports"
 	[bad-zombie.yaml]="zombies"
 	[bad-lossy-queue.yaml]="history"
+	[bad-proxyline-layers-off.yaml]="orphans"
+	[test1-checker-sigterm]=""
+	[test2-checker-sigkill]=""
+	[test3-queue-integration]=""
+	[test4-normal-cleanup]=""
+	[test5-worker-sigkill-mid-task]=""
+	[restart-loop]=""
 )
 
-printf '%-22s %-15s %6s %6s  %s\n' scenario "must fail" ok wrong "wrong outcomes"
+printf '%-30s %-15s %6s %6s  %s\n' scenario "must fail" ok wrong "wrong outcomes"
 all_ok=1
-for f in good.yaml bad-orphan.yaml bad-setsid.yaml bad-fd.yaml bad-memory.yaml bad-port.yaml bad-zombie.yaml bad-lossy-queue.yaml; do
+for f in good.yaml bad-orphan.yaml bad-setsid.yaml bad-fd.yaml bad-memory.yaml bad-port.yaml bad-zombie.yaml \
+	bad-lossy-queue.yaml bad-proxyline-layers-off.yaml test1-checker-sigterm test2-checker-sigkill \
+	test3-queue-integration test4-normal-cleanup test5-worker-sigkill-mid-task restart-loop; do
 	want=${expect[$f]}
+	target=$f # a built-in scenario, by name
+	case $f in *.yaml) target=internal/killtest/testdata/$f ;; esac
 	# Each run prints "VERDICT name #i (took)" then one indented line per check that did not pass.
 	TMPDIR=$work "$work/killtest" run --runs "$n" --bin "$work" --out "$work" \
-		"internal/killtest/testdata/$f" >"$work/out.txt" 2>"$work/err.txt" || true
+		"$target" >"$work/out.txt" 2>"$work/err.txt" || true
 	tally=$(awk -v want="$want" '
 		function judge() {
 			if (!started) return
@@ -53,7 +65,7 @@ for f in good.yaml bad-orphan.yaml bad-setsid.yaml bad-fd.yaml bad-memory.yaml b
 			printf "%d %d %s", ok, bad, s
 		}' "$work/out.txt")
 	read -r ok bad rest <<<"$tally"
-	printf '%-22s %-15s %6d %6d  %s\n' "$f" "${want:-(none)}" "$ok" "$bad" "${rest:-}"
+	printf '%-30s %-15s %6d %6d  %s\n' "$f" "${want:-(none)}" "$ok" "$bad" "${rest:-}"
 	if [ "$bad" -ne 0 ] || [ "$ok" -ne "$n" ]; then
 		all_ok=0
 	fi
