@@ -12,13 +12,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
+
+	"github.com/proxyline/proxyline/internal/signals"
 )
 
-// Exit codes of proxyline, documented in docs/cli.md.
+// Exit codes of proxyline, documented in the README.
 const (
 	ExitOK      = 0 // success
 	ExitFailure = 1 // the command ran but its outcome is a failure (for check: no live proxy)
@@ -89,31 +89,8 @@ func commands() []command {
 // context, the second closes Env.Force), runs the subcommand named by args[0] and returns the exit
 // code. main calls it and exits with its result.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	force := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-sigs:
-				n++
-				if n == 1 {
-					cancel()
-				} else {
-					close(force)
-					return
-				}
-			case <-ctx.Done():
-				if n == 0 { // canceled by Main returning, not by a signal
-					return
-				}
-			}
-		}
-	}()
+	ctx, force, stop := signals.Notify(context.Background())
+	defer stop()
 	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, Force: force}
 	return run(ctx, env, args)
 }

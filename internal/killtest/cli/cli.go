@@ -15,12 +15,12 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/proxyline/proxyline/internal/signals"
 )
 
 // Exit codes of killtest, documented in docs/killtest.md.
@@ -72,31 +72,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	// Whatever started killtest may have leaked fds without O_CLOEXEC; they would leak into every
 	// component and be blamed on the system by the fd checks.
 	_ = unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	force := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-sigs:
-				n++
-				if n == 1 {
-					cancel()
-				} else {
-					close(force)
-					return
-				}
-			case <-ctx.Done():
-				if n == 0 {
-					return
-				}
-			}
-		}
-	}()
+	ctx, force, stop := signals.Notify(context.Background())
+	defer stop()
 	return Run(ctx, &Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, Force: force}, args)
 }
 
