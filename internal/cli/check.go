@@ -101,14 +101,8 @@ func checkCommand() command {
 					"2 bad flags or no valid proxy in the input (bad lines are reported and skipped), 3 runtime error.\n"+
 					"The first SIGINT/SIGTERM stops checking and writes what is done; a second exits at once.")
 			o.flags(fs)
-			if err := parseFlags(fs, env, args); err != nil {
+			if err := parseOptions(fs, env, args, &o); err != nil {
 				return err
-			}
-			if fs.NArg() > 0 {
-				return usageError("unexpected argument %q", fs.Arg(0))
-			}
-			if err := o.Validate(); err != nil {
-				return usageError("%v", err)
 			}
 			return runCheck(ctx, env, o)
 		},

@@ -43,13 +43,7 @@ func cleanupCommand() command {
 			fs.BoolVar(&o.DryRun, "dry-run", false, "list leftovers with evidence, touch nothing")
 			fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 			fs.StringVar(&o.CgroupParent, "cgroup-parent", "", "cgroup v2 directory holding worker cgroups (default: detected)")
-			if err := parseFlags(fs, env, args); err != nil {
-				return err
-			}
-			if fs.NArg() > 0 {
-				return usageError("unexpected arguments %q", fs.Args())
-			}
-			if err := o.Validate(); err != nil {
+			if err := parseOptions(fs, env, args, &o); err != nil {
 				return err
 			}
 			rep, err := supervise.Sweep(ctx, supervise.SweepConfig{DryRun: o.DryRun, CgroupParent: o.CgroupParent, Log: env.Log})

@@ -173,6 +173,26 @@ func parseFlags(fs *flag.FlagSet, env *Env, args []string) error {
 	return err
 }
 
+// parseOptions is the start of every subcommand that takes no positional argument: it parses
+// args into fs (with the PROXYLINE_* variables), refuses positional arguments and validates the
+// options, all as usage errors (exit 2).
+func parseOptions(fs *flag.FlagSet, env *Env, args []string, o interface{ Validate() error }) error {
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected argument %q", fs.Arg(0))
+	}
+	if err := o.Validate(); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return usageError("%w", err)
+	}
+	return nil
+}
+
 // envName maps a flag name to its environment variable: "max-conns" → "PROXYLINE_MAX_CONNS".
 func envName(flagName string) string {
 	return "PROXYLINE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))

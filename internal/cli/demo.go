@@ -66,14 +66,8 @@ func demoCommand() command {
 					"and a comparison with the lab's truth (stderr). Nothing leaves the machine. It runs the same\n"+
 					"commands a user would: enqueue, worker, status, export.")
 			o.flags(fs)
-			if err := parseFlags(fs, env, args); err != nil {
+			if err := parseOptions(fs, env, args, &o); err != nil {
 				return err
-			}
-			if fs.NArg() > 0 {
-				return usageError("unexpected argument %q", fs.Arg(0))
-			}
-			if err := o.Validate(); err != nil {
-				return usageError("%v", err)
 			}
 			return runDemo(ctx, env, o)
 		},

@@ -57,13 +57,7 @@ func runExport(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&o.format, "format", check.FormatText, "output format: text, jsonl or csv")
 	fs.StringVar(&o.output, "o", "", "write to this file instead of stdout")
 	fs.BoolVar(&o.all, "all", false, "write every proxy with its outcome, not only live ones")
-	if err := parseFlags(fs, env, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments %q", fs.Args())
-	}
-	if err := o.Validate(); err != nil {
+	if err := parseOptions(fs, env, args, o); err != nil {
 		return err
 	}
 	st, err := queue.Open(ctx, queue.Config{Database: o.database, Logger: env.Log})

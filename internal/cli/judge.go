@@ -52,13 +52,7 @@ func runJudge(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "`address` to serve on (loopback by default; use :8080 for every interface)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate `file`; with --tls-key, serve HTTPS")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key `file` for --tls-cert")
-	if err := parseFlags(fs, env, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments: %v", fs.Args())
-	}
-	if err := o.Validate(); err != nil {
+	if err := parseOptions(fs, env, args, &o); err != nil {
 		return err
 	}
 	return serveJudge(ctx, env, o)

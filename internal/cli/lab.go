@@ -66,13 +66,7 @@ func runLab(ctx context.Context, env *Env, args []string) error {
 	}
 	fs.DurationVar(&c.SlowDelay, "slow-delay", lab.DefaultSlowDelay, "how long slow proxies wait before answering")
 	fs.StringVar(&c.Dir, "dir", "", "`directory` to write candidates.txt, truth.jsonl, ca.pem and judge.txt into")
-	if err := parseFlags(fs, env, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments: %v", fs.Args())
-	}
-	if err := o.Validate(); err != nil {
+	if err := parseOptions(fs, env, args, &o); err != nil {
 		return err
 	}
 	c.Log = env.Log

@@ -59,13 +59,7 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	fs.DurationVar(&o.wait, "wait", 0, "wait up to this long for the queue to drain (0: do not wait)")
 	fs.DurationVar(&o.interval, "interval", 200*time.Millisecond, "how often --wait looks")
-	if err := parseFlags(fs, env, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments %q", fs.Args())
-	}
-	if err := o.Validate(); err != nil {
+	if err := parseOptions(fs, env, args, o); err != nil {
 		return err
 	}
 	st, err := queue.Open(ctx, queue.Config{Database: o.database, Logger: env.Log})

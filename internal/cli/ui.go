@@ -47,13 +47,7 @@ func runUI(ctx context.Context, env *Env, args []string) error {
 			"authentication: keep it on loopback or behind an authenticating proxy.")
 	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address to serve on")
-	if err := parseFlags(fs, env, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments %q", fs.Args())
-	}
-	if err := o.Validate(); err != nil {
+	if err := parseOptions(fs, env, args, o); err != nil {
 		return err
 	}
 	st, err := queue.Open(ctx, queue.Config{Database: o.database, Logger: env.Log})

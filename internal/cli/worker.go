@@ -92,13 +92,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	fs.DurationVar(&o.timeout, "t", 0, "check timeout for jobs that carry none (default 10s)")
 	fs.DurationVar(&o.jobTimeout, "job-timeout", 0, "time one job may take (default 5m)")
 	fs.DurationVar(&o.rescueAfter, "rescue-after", 0, "hand back jobs running longer than this, from any machine (default job timeout + 1m)")
-	if err := parseFlags(fs, env, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected arguments %q", fs.Args())
-	}
-	if err := o.Validate(); err != nil {
+	if err := parseOptions(fs, env, args, o); err != nil {
 		return err
 	}
 
