@@ -2,7 +2,8 @@
 # Flakiness hunt for killtest and for proxyline: runs the known-good system, each known-bad system
 # and each built-in scenario (proxyline against the lab) N times (default 20) and prints a tally
 # of how often each got exactly the verdict it must get: known-good and the built-ins pass every
-# check; each known-bad fails exactly its own check and passes the rest.
+# check; each known-bad fails exactly its own check and passes the rest. The pyqueue pair needs
+# python3, script and Redis on 127.0.0.1:6379 (without them their runs count as wrong).
 #
 #   scripts/killtest-repeat.sh [N]
 #
@@ -26,6 +27,8 @@ declare -A expect=(
 	[bad-zombie.yaml]="zombies"
 	[bad-lossy-queue.yaml]="history"
 	[bad-proxyline-layers-off.yaml]="orphans"
+	[bad-pyqueue-script.yaml]="orphans"
+	[good-pyqueue-fixed.yaml]=""
 	[test1-checker-sigterm]=""
 	[test2-checker-sigkill]=""
 	[test3-queue-integration]=""
@@ -37,8 +40,8 @@ declare -A expect=(
 printf '%-30s %-15s %6s %6s  %s\n' scenario "must fail" ok wrong "wrong outcomes"
 all_ok=1
 for f in good.yaml bad-orphan.yaml bad-setsid.yaml bad-fd.yaml bad-memory.yaml bad-port.yaml bad-zombie.yaml \
-	bad-lossy-queue.yaml bad-proxyline-layers-off.yaml test1-checker-sigterm test2-checker-sigkill \
-	test3-queue-integration test4-normal-cleanup test5-worker-sigkill-mid-task restart-loop; do
+	bad-lossy-queue.yaml bad-proxyline-layers-off.yaml bad-pyqueue-script.yaml good-pyqueue-fixed.yaml \
+	test1-checker-sigterm test2-checker-sigkill test3-queue-integration test4-normal-cleanup test5-worker-sigkill-mid-task restart-loop; do
 	want=${expect[$f]}
 	target=$f # a built-in scenario, by name
 	case $f in *.yaml) target=internal/killtest/testdata/$f ;; esac

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"testing"
+	"time"
 )
 
 func TestParseCookie(t *testing.T) {
@@ -52,7 +53,7 @@ func FuzzParseCookie(f *testing.F) {
 }
 
 func FuzzParseInitStatus(f *testing.F) {
-	for _, s := range []string{"exit 0 0\n", "exit -1 9\n", "exit 3 0", "exit", "exit 1 2 3\n", "exit 256 0\n", "junk"} {
+	for _, s := range []string{"exit 0 0\n", "exit -1 9\n", "exit 3 0", "exit", "exit 1 2 3\n", "exit 256 0\n", "exit -1 9 deadline\n", "exit 0 0 late\n", "junk"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -86,6 +87,24 @@ func FuzzParseOwnerDir(f *testing.F) {
 			if p2, s2, ok := parseOwnerDir(ownerDirName("n", pid, start)); !ok || p2 != pid || s2 != start {
 				t.Fatalf("round trip of %q", s)
 			}
+		}
+	})
+}
+
+func FuzzParseInitDeadline(f *testing.F) {
+	for _, s := range []string{"1500 250", "1 0", "0 0", "01 1", "1099511627777 0", "1 2 3", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseInitDeadline(s)
+		if err != nil {
+			return
+		}
+		if d.after <= 0 || d.grace < 0 || d.after > maxDeadlineMS*time.Millisecond || d.grace > maxDeadlineMS*time.Millisecond {
+			t.Fatalf("out of range: %+v from %q", d, s)
+		}
+		if d.String() != s {
+			t.Fatalf("not canonical: %q parsed as %+v", s, d)
 		}
 	})
 }

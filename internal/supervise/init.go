@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +20,9 @@ import (
 // the only possible parent of orphans there, so wait4(-1) steals from no one), reports the
 // command's status on fd 3, and exits once it has no children left. It was started with
 // Pdeathsig=SIGKILL: if the worker dies, it dies, and the kernel kills the whole namespace.
+// With a Spec.Timeout it also enforces the task's hard deadline itself (deadlineEnv), so a
+// stopped or frozen worker cannot make a task run forever (HYGIENE trap 23): at the deadline
+// SIGTERM+SIGCONT to the namespace, after the grace SIGKILL, report flagged "deadline", exit 124.
 
 // noRaceSleep stops a race-detector build of the init (our test binaries) from sleeping 1 s at
 // exit (GORACE atexit_sleep_ms, default 1000), which would add a second to every task in tests.
@@ -31,6 +35,22 @@ const (
 	initArg0     = "proxyline-init"
 	probeReply   = "proxyline-init ok pid="
 	reportPrefix = "exit "
+	// deadlineEnv carries the task's hard deadline to the init: "<after-ms> <grace-ms>", see
+	// initDeadline. Set only with a Spec.Timeout; removed before the command starts.
+	deadlineEnv = "PROXYLINE_SUPERVISE_DEADLINE"
+	// deadlineFlag marks a report of a command the init ended at its own deadline.
+	deadlineFlag = "deadline"
+	// initDeadlineExit is the init's own exit status when its deadline fired (timeout(1)'s
+	// 124). The report on fd 3 is what the supervisor trusts; this status is for people and
+	// for a supervisor that lost the report.
+	initDeadlineExit = 124
+	// deadlineMargin puts the init's deadline after the supervisor's own timeout handling
+	// (SIGTERM at Timeout, SIGKILL at Timeout+Grace), so the backstop never acts while the
+	// supervisor is alive and running. Should the two meet anyway (a very slow supervisor),
+	// both only signal the same namespace and the result is a timeout either way.
+	deadlineMargin = time.Second
+	// maxDeadlineMS bounds what parseInitDeadline accepts (about 34 years; no overflow).
+	maxDeadlineMS = 1 << 40
 )
 
 // MaybeInit runs the task init and returns its exit code with ok=true when this process was
@@ -51,25 +71,74 @@ func MaybeInit() (code int, ok bool) {
 	case "probe":
 		fmt.Fprintf(os.Stdout, "%s%d\n", probeReply, os.Getpid())
 		return 0, true
-	case "run":
-		os.Unsetenv("GORACE")
-		return runInit(os.Args), true
-	case "run-keep-gorace":
-		return runInit(os.Args), true
+	case "run", "run-keep-gorace":
+		if mode == "run" {
+			os.Unsetenv("GORACE")
+		}
+		var dl initDeadline
+		if raw, set := os.LookupEnv(deadlineEnv); set {
+			os.Unsetenv(deadlineEnv)
+			var err error
+			if dl, err = parseInitDeadline(raw); err != nil {
+				// Refuse to run a task whose deadline cannot be enforced.
+				fmt.Fprintf(os.Stderr, "%s: %v\n", initArg0, err)
+				return 127, true
+			}
+		}
+		return runInit(os.Args, dl), true
 	default:
 		fmt.Fprintf(os.Stderr, "%s: unknown mode %q in %s\n", initArg0, mode, initEnv)
 		return 127, true
 	}
 }
 
-// initStatus is what the init reports about the command on fd 3: "exit <code> <signal>\n",
-// signal 0 when it exited normally.
-type initStatus struct {
-	code   int
-	signal int
+// initDeadline is the hard deadline the supervisor hands the init in deadlineEnv: after (from
+// the init's start; > 0) it sends SIGTERM+SIGCONT to everything in its namespace, after a further
+// grace (>= 0) SIGKILL. Wire format "<after-ms> <grace-ms>", canonical decimals. The zero value
+// means no deadline.
+type initDeadline struct {
+	after, grace time.Duration
 }
 
-func (s initStatus) String() string { return fmt.Sprintf("%s%d %d\n", reportPrefix, s.code, s.signal) }
+func (d initDeadline) String() string {
+	return fmt.Sprintf("%d %d", d.after.Milliseconds(), d.grace.Milliseconds())
+}
+
+// parseInitDeadline parses deadlineEnv's value.
+func parseInitDeadline(s string) (initDeadline, error) {
+	f := strings.Split(s, " ")
+	if len(f) != 2 {
+		return initDeadline{}, fmt.Errorf("%s %q: want \"<after-ms> <grace-ms>\"", deadlineEnv, s)
+	}
+	var ms [2]int64
+	for i, v := range f {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || strconv.FormatInt(n, 10) != v || n < 0 || n > maxDeadlineMS {
+			return initDeadline{}, fmt.Errorf("%s %q: bad number %q", deadlineEnv, s, v)
+		}
+		ms[i] = n
+	}
+	if ms[0] == 0 {
+		return initDeadline{}, fmt.Errorf("%s %q: deadline must be positive", deadlineEnv, s)
+	}
+	return initDeadline{after: time.Duration(ms[0]) * time.Millisecond, grace: time.Duration(ms[1]) * time.Millisecond}, nil
+}
+
+// initStatus is what the init reports about the command on fd 3: "exit <code> <signal>\n",
+// signal 0 when it exited normally, or "exit <code> <signal> deadline\n" when the init's own
+// deadline had fired before the command ended (the supervisor reports Result.TimedOut).
+type initStatus struct {
+	code     int
+	signal   int
+	deadline bool
+}
+
+func (s initStatus) String() string {
+	if s.deadline {
+		return fmt.Sprintf("%s%d %d %s\n", reportPrefix, s.code, s.signal, deadlineFlag)
+	}
+	return fmt.Sprintf("%s%d %d\n", reportPrefix, s.code, s.signal)
+}
 
 // parseInitStatus parses one report line.
 func parseInitStatus(line string) (initStatus, error) {
@@ -78,24 +147,27 @@ func parseInitStatus(line string) (initStatus, error) {
 		return initStatus{}, fmt.Errorf("init report %q: no %q prefix", line, reportPrefix)
 	}
 	f := strings.Fields(rest)
-	if len(f) != 2 {
-		return initStatus{}, fmt.Errorf("init report %q: want 2 fields", line)
+	deadline := len(f) == 3 && f[2] == deadlineFlag
+	if len(f) != 2 && !deadline {
+		return initStatus{}, fmt.Errorf("init report %q: want 2 fields and an optional %q", line, deadlineFlag)
 	}
 	code, err1 := strconv.Atoi(f[0])
 	sig, err2 := strconv.Atoi(f[1])
 	if err1 != nil || err2 != nil || code < -1 || code > 255 || sig < 0 || sig > 64 {
 		return initStatus{}, fmt.Errorf("init report %q: bad numbers", line)
 	}
-	return initStatus{code: code, signal: sig}, nil
+	return initStatus{code: code, signal: sig, deadline: deadline}, nil
 }
 
-func runInit(args []string) int {
+func runInit(args []string, dl initDeadline) int {
 	if len(args) < 2 {
 		fmt.Fprintf(os.Stderr, "%s: no command\n", initArg0)
 		return 127
 	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGCHLD)
+	// Decided once, before anything else runs in the namespace: may kill(-1) be used at all?
+	nsInit := isNamespaceInit()
 
 	report := os.NewFile(3, "init-report")
 	if _, err := unix.FcntlInt(3, unix.F_GETFD, 0); err != nil {
@@ -126,6 +198,19 @@ func runInit(args []string) int {
 		return 127
 	}
 
+	// The hard deadline (HYGIENE trap 23): enforced here, not only by the supervisor, whose
+	// timers stop while it is stopped or frozen. It keeps running after the command has ended,
+	// for whatever the command left behind. Nothing is written to stderr on the way: the
+	// stderr pipe may be full when the supervisor does not read it, and a blocked init would
+	// enforce nothing.
+	var deadlineC, killC <-chan time.Time
+	if dl.after > 0 {
+		tm := time.NewTimer(dl.after)
+		defer tm.Stop()
+		deadlineC = tm.C
+	}
+	deadlineHit := false
+
 	var status initStatus
 	childDone := false
 	for {
@@ -138,6 +223,9 @@ func runInit(args []string) int {
 			}
 			if errors.Is(err, syscall.ECHILD) {
 				if childDone {
+					if deadlineHit {
+						return initDeadlineExit
+					}
 					return exitCode(status)
 				}
 				break
@@ -147,37 +235,88 @@ func runInit(args []string) int {
 			}
 			if pid == child {
 				childDone = true
-				status = initStatus{code: ws.ExitStatus()}
+				status = initStatus{code: ws.ExitStatus(), deadline: deadlineHit}
 				if ws.Signaled() {
-					status = initStatus{code: -1, signal: int(ws.Signal())}
+					status = initStatus{code: -1, signal: int(ws.Signal()), deadline: deadlineHit}
 				}
 				if report != nil {
 					fmt.Fprint(report, status.String())
 				}
 			}
 		}
-		sig := <-sigs
-		if sig == unix.SIGCHLD {
-			continue
+		select {
+		case sig := <-sigs:
+			if sig == unix.SIGCHLD {
+				continue
+			}
+			forward(child, childDone, nsInit, sig.(syscall.Signal))
+			forward(child, childDone, nsInit, syscall.SIGCONT)
+		case <-deadlineC:
+			deadlineC, deadlineHit = nil, true
+			forward(child, childDone, nsInit, syscall.SIGTERM)
+			forward(child, childDone, nsInit, syscall.SIGCONT)
+			kt := time.NewTimer(dl.grace)
+			defer kt.Stop()
+			killC = kt.C
+		case <-killC:
+			killC = nil
+			forward(child, childDone, nsInit, syscall.SIGKILL)
 		}
-		forward(child, sig.(syscall.Signal))
-		forward(child, syscall.SIGCONT)
 	}
 }
 
-// forward passes a signal on to the task. Only as PID 1 of its own PID namespace may the init
-// use kill(-1), which there reaches every process of the namespace but itself; anywhere else
-// kill(-1) would hit every process the user may signal (as root: the whole machine), so
-// outside a namespace (a hand-run init, a broken setup) it signals the command's process
-// group only, and never a pgid <= 1.
-func forward(child int, sig syscall.Signal) {
-	if os.Getpid() == 1 {
+// forward passes a signal on to the task. Only as PID 1 of its own PID namespace (nsInit, see
+// isNamespaceInit) may the init use kill(-1), which there reaches every process of the
+// namespace but itself; anywhere else kill(-1) would hit every process the user may signal (as
+// root: the whole machine), so outside a namespace (a hand-run init, a broken setup) it signals
+// the command's process group only, never a pgid <= 1, and only while the command has not been
+// reaped (afterwards its pgid may have been reused by someone else's group).
+func forward(child int, childDone, nsInit bool, sig syscall.Signal) {
+	if nsInit && os.Getpid() == 1 {
 		_ = syscall.Kill(-1, sig)
 		return
 	}
-	if child > 1 {
+	if child > 1 && !childDone {
 		_ = syscall.Kill(-child, sig)
 	}
+}
+
+// isNamespaceInit reports whether this process is PID 1 of a PID namespace below the one /proc
+// belongs to, i.e. of a task namespace and not of the machine (or of a container whose /proc
+// is its own): getpid() is 1, the parent is outside the namespace (getppid() is 0), and the
+// NSpid line of /proc/self/status lists at least two levels, ending in 1. Any doubt (no /proc,
+// an old kernel without NSpid) answers false: the init then signals only its command's group.
+func isNamespaceInit() bool {
+	if os.Getpid() != 1 || os.Getppid() != 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	ns := parseNSpid(string(b))
+	return len(ns) >= 2 && ns[len(ns)-1] == 1
+}
+
+// parseNSpid returns the pids of the NSpid line of a /proc/<pid>/status text, outermost
+// namespace first; nil when there is none or it is malformed.
+func parseNSpid(status string) []int {
+	for line := range strings.SplitSeq(status, "\n") {
+		rest, ok := strings.CutPrefix(line, "NSpid:")
+		if !ok {
+			continue
+		}
+		var pids []int
+		for _, f := range strings.Fields(rest) {
+			n, err := strconv.Atoi(f)
+			if err != nil || n <= 0 {
+				return nil
+			}
+			pids = append(pids, n)
+		}
+		return pids
+	}
+	return nil
 }
 
 func exitCode(s initStatus) int {

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,6 +61,10 @@ type miniWorkerSpec struct {
 	Path string   // program to supervise
 	Args []string // its arguments
 	PTY  bool
+	// Timeout is the task's Spec.Timeout. With it, the mini-worker prints "started <pid>" from
+	// Spec.Started, before any output of the task.
+	Timeout time.Duration
+	Grace   time.Duration // the supervisor's grace; default 500 ms
 }
 
 // runMiniWorker is a real, separate worker process for the "worker dies" tests: it supervises
@@ -76,7 +81,7 @@ func runMiniWorker(raw string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	// No start-up sweep: parallel tests SIGKILL other mini-workers and watch what they leave;
 	// a sweep here would clean that up and could hide a failing layer.
-	s, err := New(Config{Name: "miniworker", Disable: layersFromBits(spec.Bits), Grace: 500 * time.Millisecond, Log: log, SkipStartSweep: true})
+	s, err := New(Config{Name: "miniworker", Disable: layersFromBits(spec.Bits), Grace: cmp.Or(spec.Grace, 500*time.Millisecond), Log: log, SkipStartSweep: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
@@ -87,7 +92,12 @@ func runMiniWorker(raw string) int {
 	}
 	defer s.Stop()
 	fmt.Fprintf(os.Stdout, "worker %d\n", os.Getpid())
-	res, err := s.Run(ctx, Spec{Path: spec.Path, Args: spec.Args, PTY: spec.PTY, Stdout: os.Stdout, Stderr: os.Stderr})
+	var started func(int)
+	if spec.Timeout > 0 {
+		started = func(pid int) { fmt.Fprintf(os.Stdout, "started %d\n", pid) }
+	}
+	res, err := s.Run(ctx, Spec{Path: spec.Path, Args: spec.Args, PTY: spec.PTY, Stdout: os.Stdout, Stderr: os.Stderr,
+		Timeout: spec.Timeout, Started: started})
 	fmt.Fprintf(os.Stdout, "done %+v %v\n", res, err)
 	return 0
 }

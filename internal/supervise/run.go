@@ -108,7 +108,7 @@ func (t *task) run(ctx context.Context) (Result, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	env = withEnv(env, []string{CookieEnv, initEnv}, CookieEnv+"="+t.cookie)
+	env = withEnv(env, []string{CookieEnv, initEnv, deadlineEnv}, CookieEnv+"="+t.cookie)
 	limit := cmp.Or(spec.OutputLimit, defaultOutputLimit)
 
 	cmd := &exec.Cmd{Path: path, Args: append([]string{spec.Path}, spec.Args...), Dir: spec.Dir, Env: env}
@@ -193,6 +193,11 @@ func (t *task) run(ctx context.Context) (Result, error) {
 			cmd.Env = append(cmd.Env, initEnv+"=run-keep-gorace")
 		} else {
 			cmd.Env = append(cmd.Env, initEnv+"=run", noRaceSleep)
+		}
+		if spec.Timeout > 0 {
+			// The init's own hard deadline, a backstop behind ours (HYGIENE trap 23): it holds
+			// even while this process is stopped or frozen. See deadlineMargin.
+			cmd.Env = append(cmd.Env, deadlineEnv+"="+initDeadlineFor(spec.Timeout, t.s.grace).String())
 		}
 		setPIDNamespace(sys)
 	}
@@ -390,7 +395,23 @@ func (t *task) run(ctx context.Context) (Result, error) {
 	if res.TimedOut {
 		reason = nil // a timeout is an outcome, in Result, not an error
 	}
+	if status != nil && status.deadline {
+		// The init's deadline ended the command: we were not running at our own timeout (stopped
+		// or frozen). Still a timeout; any other reason we had stays the error.
+		res.TimedOut = true
+		t.s.log.Warn("task ended by its init's hard deadline, not by the supervisor", "task", t.id, "timeout", spec.Timeout)
+	}
 	return res, errors.Join(reason, cleanupErr)
+}
+
+// initDeadlineFor is the deadline handed to a task's init for a Spec.Timeout: after our own
+// SIGTERM (at timeout) and SIGKILL (at timeout+grace), plus deadlineMargin, so that it acts only
+// when we could not; then the same grace before its SIGKILL.
+func initDeadlineFor(timeout, grace time.Duration) initDeadline {
+	const limit = maxDeadlineMS * time.Millisecond // each term below it: the sum cannot overflow
+	timeout, grace = min(timeout, limit), min(grace, limit)
+	after := min(timeout+grace+deadlineMargin, limit)
+	return initDeadline{after: after.Round(time.Millisecond), grace: grace.Round(time.Millisecond)}
 }
 
 // survivors lists the task's live processes other than the one we started: members we may

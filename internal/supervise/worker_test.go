@@ -16,13 +16,19 @@ import (
 // and waits until the fixture is ready. It returns the worker's command.
 func startMiniWorker(t *testing.T, bits string, fc fixtureCase) (*exec.Cmd, *readyWriter, <-chan struct{}) {
 	t.Helper()
-	spec, err := json.Marshal(miniWorkerSpec{Bits: bits, Path: fc.path, Args: fc.args, PTY: fc.pty})
+	return startMiniWorkerSpec(t, miniWorkerSpec{Bits: bits, Path: fc.path, Args: fc.args, PTY: fc.pty}, "ready")
+}
+
+// startMiniWorkerSpec is startMiniWorker for any spec, waiting for a line starting with want.
+func startMiniWorkerSpec(t *testing.T, ws miniWorkerSpec, want string) (*exec.Cmd, *readyWriter, <-chan struct{}) {
+	t.Helper()
+	spec, err := json.Marshal(ws)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), workerEnv+"="+string(spec), noRaceSleep)
-	out := newReadyWriter("ready")
+	out := newReadyWriter(want)
 	cmd.Stdout = out
 	cmd.Stderr = testWriter{t}
 	cmd.WaitDelay = 5 * time.Second
@@ -32,7 +38,7 @@ func startMiniWorker(t *testing.T, bits string, fc fixtureCase) (*exec.Cmd, *rea
 	waited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(waited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // by its pidfd-backed handle; a no-op once it has exited
+		_ = cmd.Process.Kill() // by its pidfd-backed handle; a no-op once it has exited (kills a stopped one too)
 		<-waited
 		killCookieOwnedBy(t, cmd.Process.Pid, "")
 		// A SIGKILLed worker leaves its (empty) cgroup directory: remove it, and only it.
