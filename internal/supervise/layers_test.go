@@ -34,3 +34,24 @@ func TestParseLayers(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepNameMatches(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, idOrDir string
+		want          bool
+	}{
+		{"", "anything-at-all", true},
+		{"worker", "worker-a1b2c3-17", true},
+		{"worker", "worker-a1b2c3.4242.99887", true},
+		{"worker", "check-a1b2c3-17", false},
+		{"worker", "worker-x-a1b2c3-17", false},  // a supervisor named "worker-x"
+		{"worker", "worker-ab-a1b2c3-17", false}, // "worker-ab", whose name looks like hex
+		{"worker", "worker-17", false},           // no instance part
+		{"worker-x", "worker-x-a1b2c3-1", true},
+	} {
+		if got := (SweepConfig{Name: tt.name}).nameMatches(tt.idOrDir); got != tt.want {
+			t.Errorf("Name %q matches %q = %v, want %v", tt.name, tt.idOrDir, got, tt.want)
+		}
+	}
+}

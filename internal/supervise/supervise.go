@@ -122,7 +122,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		}
 	}
 	if s.layers.Cookie && !s.cfg.SkipStartSweep {
-		rep, err := Sweep(ctx, SweepConfig{CgroupParent: d.cgroupParent, Grace: s.grace, Log: s.log})
+		rep, err := Sweep(ctx, SweepConfig{CgroupParent: d.cgroupParent, Grace: s.grace, Log: s.log, Name: s.name})
 		if err != nil {
 			s.log.Warn("start-up sweep incomplete", "err", err)
 		} else if n := len(rep.Processes) + len(rep.Cgroups); n > 0 {

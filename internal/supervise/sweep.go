@@ -28,6 +28,10 @@ type SweepConfig struct {
 	Log *slog.Logger
 	// Owner, when not 0, restricts the sweep to leftovers of the (dead) supervisor with this pid.
 	Owner int
+	// Name, when not empty, restricts the sweep to leftovers of supervisors of that Config.Name:
+	// a starting worker cleans up after dead workers, not after every other program's tasks
+	// (`proxyline cleanup` sweeps them all).
+	Name string
 }
 
 // Leftover is a process that carries a task cookie whose owner is dead.
@@ -104,7 +108,7 @@ func Sweep(ctx context.Context, cfg SweepConfig) (SweepReport, error) {
 			continue
 		}
 		c, err := ParseCookie(raw)
-		if err != nil || (cfg.Owner != 0 && c.OwnerPID != cfg.Owner) || isAlive(c.OwnerPID, c.OwnerStart) {
+		if err != nil || (cfg.Owner != 0 && c.OwnerPID != cfg.Owner) || !cfg.nameMatches(c.TaskID) || isAlive(c.OwnerPID, c.OwnerStart) {
 			continue
 		}
 		st, err := p.Stat()
@@ -171,7 +175,7 @@ func Sweep(ctx context.Context, cfg SweepConfig) (SweepReport, error) {
 		}
 		for _, e := range entries {
 			pid, start, ok := parseOwnerDir(e.Name())
-			if !e.IsDir() || !ok || (cfg.Owner != 0 && pid != cfg.Owner) || isAlive(pid, start) {
+			if !e.IsDir() || !ok || (cfg.Owner != 0 && pid != cfg.Owner) || !cfg.nameMatches(e.Name()) || isAlive(pid, start) {
 				continue
 			}
 			dir := filepath.Join(parent, e.Name())
@@ -238,4 +242,20 @@ func waitMembers(ctx context.Context, members []member, deadline time.Time) bool
 		}
 		time.Sleep(5 * time.Millisecond) // polling interval, bounded by the deadline
 	}
+}
+
+// nameMatches reports whether a task id ("<name>-<instance>-<seq>") or an owner cgroup directory
+// ("<name>-<instance>.<pid>.<start>") belongs to a supervisor named cfg.Name (any, when empty).
+func (cfg SweepConfig) nameMatches(idOrDir string) bool {
+	if cfg.Name == "" {
+		return true
+	}
+	name := sanitizeName(cfg.Name)
+	if rest, ok := strings.CutPrefix(idOrDir, name+"-"); ok {
+		// The instance suffix is 6 hex digits (see New): "worker-x-..." is not a "worker".
+		inst, _, _ := strings.Cut(rest, ".")
+		inst, _, _ = strings.Cut(inst, "-")
+		return len(inst) == 6 && strings.Trim(inst, "0123456789abcdef") == ""
+	}
+	return false
 }

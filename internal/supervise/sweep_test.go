@@ -99,18 +99,24 @@ func TestSweepSparesDecoy(t *testing.T) {
 	}
 }
 
-// TestStartSweepsPredecessor: Start of a new supervisor removes a dead predecessor's leftovers.
+// TestStartSweepsPredecessor: Start of a new supervisor removes the leftovers of a dead
+// predecessor of the same name, and leaves those of another name (another program's tasks) to
+// their own successor or to `proxyline cleanup`.
 func TestStartSweepsPredecessor(t *testing.T) {
 	pid, start := deadOwner(t)
-	leftover := startLeftover(t, "checker", []string{CookieEnv + "=" + Cookie{OwnerPID: pid, OwnerStart: start, TaskID: "old-1"}.String()})
+	leftover := startLeftover(t, "checker", []string{CookieEnv + "=" + Cookie{OwnerPID: pid, OwnerStart: start, TaskID: "successor-0a0b0c-1"}.String()})
+	other := startLeftover(t, "checker", []string{CookieEnv + "=" + Cookie{OwnerPID: pid, OwnerStart: start, TaskID: "another-0a0b0c-1"}.String()})
 	var dir string
 	if parent, err := DefaultCgroupParent(); err == nil {
-		dir = parent + "/" + ownerDirName("old", pid, start)
+		dir = parent + "/" + ownerDirName("successor-0a0b0c", pid, start)
 		if err := os.MkdirAll(dir+"/task-1", 0o755); err != nil {
 			dir = "" // no writable cgroup2 here: the process part still runs
 		}
 	}
 	newStarted(t, Config{Name: "successor", Grace: 300 * time.Millisecond})
+	if err := syscall.Kill(other.Process.Pid, 0); err != nil {
+		t.Errorf("another supervisor's leftover %d was swept: %v", other.Process.Pid, err)
+	}
 	if err := syscall.Kill(leftover.Process.Pid, 0); err == nil {
 		if pi, err := readProc(mustFS(t), leftover.Process.Pid); err == nil && pi.state != "Z" {
 			t.Errorf("predecessor's leftover %d still runs", leftover.Process.Pid)
