@@ -91,9 +91,9 @@ func (o *checkOptions) Validate() error {
 
 func checkCommand() command {
 	return command{
-		name:    "check",
-		summary: "check proxies against a judge: alive, class of failure, exit IP, anonymity",
-		run: func(ctx context.Context, env *Env, args []string) error {
+		Name:    "check",
+		Summary: "check proxies against a judge: alive, class of failure, exit IP, anonymity",
+		Run: func(ctx context.Context, env *Env, args []string) error {
 			var o checkOptions
 			fs := newFlagSet("check", "-f FILE --judge URL [flags] | --lab",
 				"Checks every proxy of a list through a judge and writes the live ones (or all, with --all).\n"+

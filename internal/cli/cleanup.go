@@ -32,9 +32,9 @@ func (o cleanupOptions) Validate() error {
 // when a dry run found something or something could not be stopped.
 func cleanupCommand() command {
 	return command{
-		name:    "cleanup",
-		summary: "find and stop task processes and cgroups left by dead workers",
-		run: func(ctx context.Context, env *Env, args []string) error {
+		Name:    "cleanup",
+		Summary: "find and stop task processes and cgroups left by dead workers",
+		Run: func(ctx context.Context, env *Env, args []string) error {
 			var o cleanupOptions
 			fs := newFlagSet("cleanup", "[--dry-run] [--json]",
 				"Finds processes carrying a proxyline task cookie whose owner (pid and start time) is gone, and\n"+

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/proxyline/proxyline/internal/cmdline"
 	"github.com/proxyline/proxyline/internal/supervise"
 )
 
@@ -60,8 +61,8 @@ func TestParseFlagsEnv(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want mention of %q", err, tt.wantErr)
 				}
-				var ee *exitError
-				if !errors.As(err, &ee) || ee.code != ExitUsage {
+				var ee *cmdline.ExitError
+				if !errors.As(err, &ee) || ee.Code != ExitUsage {
 					t.Fatalf("err = %#v, want a usage error (exit %d)", err, ExitUsage)
 				}
 				return
@@ -79,7 +80,7 @@ func TestParseFlagsEnv(t *testing.T) {
 func TestEnvName(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{"max-conns": "PROXYLINE_MAX_CONNS", "t": "PROXYLINE_T", "judge-ca": "PROXYLINE_JUDGE_CA"} {
-		if got := envName(in); got != want {
+		if got := program().EnvName(in); got != want {
 			t.Errorf("envName(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -112,14 +113,14 @@ func TestRunDispatch(t *testing.T) {
 // from its flag set and exit 0.
 func TestEveryCommandHasHelp(t *testing.T) {
 	t.Parallel()
-	for _, c := range commands() {
+	for _, c := range program().Commands {
 		var stderr bytes.Buffer
 		env := &Env{Stdout: &bytes.Buffer{}, Stderr: &stderr}
-		if code := run(context.Background(), env, []string{c.name, "--help"}); code != ExitOK {
-			t.Errorf("%s --help: exit %d, stderr %q", c.name, code, stderr.String())
+		if code := run(context.Background(), env, []string{c.Name, "--help"}); code != ExitOK {
+			t.Errorf("%s --help: exit %d, stderr %q", c.Name, code, stderr.String())
 		}
-		if !strings.Contains(stderr.String(), "Usage: proxyline "+c.name) {
-			t.Errorf("%s --help printed %q, want a usage line", c.name, stderr.String())
+		if !strings.Contains(stderr.String(), "Usage: proxyline "+c.Name) {
+			t.Errorf("%s --help printed %q, want a usage line", c.Name, stderr.String())
 		}
 	}
 }
@@ -138,8 +139,10 @@ func TestExitCodeMapping(t *testing.T) {
 		{errors.New("disk full"), ExitError},
 		{errors.Join(errors.New("wrapped"), usageError("inner")), ExitUsage},
 	} {
-		if got := exitCode(env, "x", tt.err); got != tt.want {
-			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		p := program()
+		p.Commands = []command{{Name: "x", Run: func(context.Context, *Env, []string) error { return tt.err }}}
+		if got := p.Run(context.Background(), env, []string{"x"}); got != tt.want {
+			t.Errorf("x returning %v: exit %d, want %d", tt.err, got, tt.want)
 		}
 	}
 }

@@ -56,9 +56,9 @@ func (o *demoOptions) Validate() error {
 
 func demoCommand() command {
 	return command{
-		name:    "demo",
-		summary: "run the whole job against the loopback lab: queue on SQLite, worker processes, pool",
-		run: func(ctx context.Context, env *Env, args []string) error {
+		Name:    "demo",
+		Summary: "run the whole job against the loopback lab: queue on SQLite, worker processes, pool",
+		Run: func(ctx context.Context, env *Env, args []string) error {
 			var o demoOptions
 			fs := newFlagSet("demo", "[flags]",
 				"Starts the loopback lab, enqueues its proxies on a SQLite queue, runs worker processes until the\n"+

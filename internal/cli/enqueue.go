@@ -86,9 +86,9 @@ func (o *enqueueOptions) Validate() error {
 
 func enqueueCommand() command {
 	return command{
-		name:    "enqueue",
-		summary: "put a proxy list on the queue as check jobs, all or nothing",
-		run:     runEnqueue,
+		Name:    "enqueue",
+		Summary: "put a proxy list on the queue as check jobs, all or nothing",
+		Run:     runEnqueue,
 	}
 }
 

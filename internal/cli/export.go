@@ -42,9 +42,9 @@ func (o *exportOptions) Validate() error {
 
 func exportCommand() command {
 	return command{
-		name:    "export",
-		summary: "write the live proxies of the pool (or all, with their outcome)",
-		run:     runExport,
+		Name:    "export",
+		Summary: "write the live proxies of the pool (or all, with their outcome)",
+		Run:     runExport,
 	}
 }
 

@@ -37,9 +37,9 @@ func (o judgeOptions) Validate() error {
 
 func judgeCommand() command {
 	return command{
-		name:    "judge",
-		summary: "serve the proxy judge (what a checker fetches through each proxy)",
-		run:     runJudge,
+		Name:    "judge",
+		Summary: "serve the proxy judge (what a checker fetches through each proxy)",
+		Run:     runJudge,
 	}
 }
 

@@ -25,9 +25,9 @@ func (o labOptions) Validate() error {
 
 func labCommand() command {
 	return command{
-		name:    "lab",
-		summary: "run a loopback proxy farm with a judge, for tests, demos and benchmarks",
-		run:     runLab,
+		Name:    "lab",
+		Summary: "run a loopback proxy farm with a judge, for tests, demos and benchmarks",
+		Run:     runLab,
 	}
 }
 

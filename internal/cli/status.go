@@ -42,9 +42,9 @@ func (o *statusOptions) Validate() error {
 
 func statusCommand() command {
 	return command{
-		name:    "status",
-		summary: "show jobs by state, the pool, and the workers; --wait for the queue to drain",
-		run:     runStatus,
+		Name:    "status",
+		Summary: "show jobs by state, the pool, and the workers; --wait for the queue to drain",
+		Run:     runStatus,
 	}
 }
 

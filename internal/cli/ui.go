@@ -34,9 +34,9 @@ func (o *uiOptions) Validate() error {
 
 func uiCommand() command {
 	return command{
-		name:    "ui",
-		summary: "serve River's web UI for the queue (loopback by default)",
-		run:     runUI,
+		Name:    "ui",
+		Summary: "serve River's web UI for the queue (loopback by default)",
+		Run:     runUI,
 	}
 }
 

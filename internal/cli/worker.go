@@ -70,9 +70,9 @@ func (o *workerOptions) Validate() error {
 
 func workerCommand() command {
 	return command{
-		name:    "worker",
-		summary: "take check jobs from the queue and put the results in the pool",
-		run:     runWorker,
+		Name:    "worker",
+		Summary: "take check jobs from the queue and put the results in the pool",
+		Run:     runWorker,
 	}
 }
 

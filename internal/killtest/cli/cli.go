@@ -8,18 +8,16 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"os"
-	"sort"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/proxyline/proxyline/internal/cmdline"
 	"github.com/proxyline/proxyline/internal/signals"
 )
 
@@ -30,40 +28,37 @@ const (
 	ExitUnknown = 2 // the harness could not judge: bad input, missing program, could not clean up
 )
 
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+// exitWith makes err carry the exit code.
+func exitWith(code int, err error) error { return &cmdline.ExitError{Code: code, Err: err} }
 
 // usageError marks a bad flag, argument or scenario (exit 2).
 func usageError(format string, args ...any) error {
-	return &exitError{code: ExitUnknown, err: fmt.Errorf(format, args...)}
+	return exitWith(ExitUnknown, fmt.Errorf(format, args...))
 }
 
-// Env is what a subcommand gets from the outside world, so tests can run commands in-process.
-type Env struct {
-	Stdout io.Writer
-	Stderr io.Writer
-	Getenv func(string) string
-	// Force is closed on the second SIGINT/SIGTERM; the first cancels the context, which makes a
-	// run stop its components and clean up.
-	Force <-chan struct{}
-	Log   *slog.Logger
-}
+// Env is what a subcommand gets from the outside world (see cmdline.Env); the first
+// SIGINT/SIGTERM cancels the context, which makes a run stop its components and clean up.
+type Env = cmdline.Env
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, env *Env, args []string) error
-}
+type command = cmdline.Command
 
-func commands() []command {
-	cs := []command{runCommand(), listCommand(), validateCommand()}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
-	return cs
+// program is killtest's command line.
+func program() *cmdline.Program {
+	return &cmdline.Program{
+		Name: "killtest",
+		Intro: "killtest starts a system from a scenario, injects faults, and proves nothing was left behind\n" +
+			"and nothing was lost.",
+		Footer: "Exit codes: 0 all checks passed, 1 the system failed a check, 2 the harness could not judge.\n" +
+			"Run 'killtest <command> --help' for its flags; each flag is also KILLTEST_<NAME>.",
+		EnvPrefix: "KILLTEST_",
+		Commands:  []command{runCommand(), listCommand(), validateCommand()},
+		UsageCode: ExitUnknown,
+		ErrorCode: ExitUnknown,
+		// The harness reports in its results; its log says only what went wrong (-v: more).
+		NewLog: func(env *Env) *slog.Logger {
+			return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		},
+	}
 }
 
 // Main is the whole program: signal handling (first SIGINT/SIGTERM cancels, the second closes
@@ -78,83 +73,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 // Run dispatches args to a subcommand and maps its error to an exit code.
-func Run(ctx context.Context, env *Env, args []string) int {
-	if env.Getenv == nil {
-		env.Getenv = func(string) string { return "" }
-	}
-	if env.Force == nil {
-		env.Force = make(chan struct{})
-	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(env.Stderr)
-		if len(args) == 0 {
-			return ExitUnknown
-		}
-		return ExitPass
-	}
-	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
-		err := c.run(ctx, env, args[1:])
-		if err == nil || errors.Is(err, flag.ErrHelp) {
-			return ExitPass
-		}
-		code := ExitUnknown
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		if ee == nil || ee.err.Error() != "" {
-			fmt.Fprintf(env.Stderr, "killtest %s: %v\n", c.name, err)
-		}
-		return code
-	}
-	fmt.Fprintf(env.Stderr, "killtest: unknown command %q\n\n", args[0])
-	usage(env.Stderr)
-	return ExitUnknown
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "killtest starts a system from a scenario, injects faults, and proves nothing was left behind\nand nothing was lost.\n\nUsage: killtest <command> [flags] [args]\n\nCommands:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintf(w, "\nExit codes: 0 all checks passed, 1 the system failed a check, 2 the harness could not judge.\nRun 'killtest <command> --help' for its flags; each flag is also KILLTEST_<NAME>.\n")
-}
+func Run(ctx context.Context, env *Env, args []string) int { return program().Run(ctx, env, args) }
 
 func newFlagSet(name, synopsis, summary string) *flag.FlagSet {
-	fs := flag.NewFlagSet("killtest "+name, flag.ContinueOnError)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: killtest %s %s\n\n%s\n\nFlags (each also KILLTEST_<NAME>):\n", name, synopsis, summary)
-		fs.PrintDefaults()
-	}
-	return fs
+	return program().NewFlagSet(name, synopsis, summary)
 }
 
 // parseFlags parses args, then fills unset flags from KILLTEST_* variables.
 func parseFlags(fs *flag.FlagSet, env *Env, args []string) error {
-	fs.SetOutput(env.Stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{code: ExitUnknown, err: err}
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		name := "KILLTEST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := env.Getenv(name); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = usageError("environment %s=%q: %v", name, v, e)
-			}
-		}
-	})
-	return err
+	return program().ParseFlags(fs, env, args)
 }

@@ -11,7 +11,7 @@ type listOptions struct{}
 func (listOptions) Validate() error { return nil }
 
 func listCommand() command {
-	return command{name: "list", summary: "list the built-in scenarios", run: func(ctx context.Context, env *Env, args []string) error {
+	return command{Name: "list", Summary: "list the built-in scenarios", Run: func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlagSet("list", "", "List the built-in scenarios (run with `killtest run NAME`, or all with `killtest run`).")
 		if err := parseFlags(fs, env, args); err != nil {
 			return err

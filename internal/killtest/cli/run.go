@@ -49,7 +49,7 @@ func (o *runOptions) Validate() error {
 }
 
 func runCommand() command {
-	return command{name: "run", summary: "run scenarios (default: the built-in suite) and write the reports", run: func(ctx context.Context, env *Env, args []string) error {
+	return command{Name: "run", Summary: "run scenarios (default: the built-in suite) and write the reports", Run: func(ctx context.Context, env *Env, args []string) error {
 		var o runOptions
 		fs := newFlagSet("run", "[flags] [FILE|DIR|NAME...]", "Run scenarios against the real system: files, directories of *.yaml, or built-in names\n(see `killtest list`); no argument runs the built-in suite. Writes stress_test_results.md in --out.")
 		fs.StringVar(&o.Out, "out", ".", "directory where stress_test_results.md is written")
@@ -76,7 +76,7 @@ func runCommand() command {
 		}
 		scs, err := resolve(fs.Args())
 		if err != nil {
-			return &exitError{code: ExitUnknown, err: err}
+			return exitWith(ExitUnknown, err)
 		}
 		if !o.seedSet {
 			o.Seed = rand.Int64N(1 << 31)
@@ -86,20 +86,16 @@ func runCommand() command {
 }
 
 func runSuite(ctx context.Context, env *Env, o runOptions, scs []*scenario.Scenario, args []string) error {
-	level := slog.LevelWarn
+	log := env.Log // warnings only (see program)
 	if o.Verbose {
-		level = slog.LevelInfo
-	}
-	log := env.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+		log = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	suite := report.Suite{Command: "killtest run " + strings.Join(reproArgs(o, o.Seed), " ") + " " + strings.Join(args, " "), Started: time.Now()}
 	suite.Command = strings.TrimSpace(suite.Command)
 	fmt.Fprintf(env.Stdout, "killtest: %d scenario(s) × %d run(s), seed %d\n", len(scs), o.Runs, o.Seed)
 	samples := filepath.Join(o.Out, "killtest-samples")
 	if err := os.MkdirAll(samples, 0o755); err != nil {
-		return &exitError{code: ExitUnknown, err: fmt.Errorf("create %s: %w", samples, err)}
+		return exitWith(ExitUnknown, fmt.Errorf("create %s: %w", samples, err))
 	}
 	opts := run.Options{Bin: o.Bin, Log: log, NoCgroup: o.NoCgroup, SamplesDir: samples, Reproduce: func(sc *scenario.Scenario, seed int64) string {
 		target := sc.File
@@ -140,13 +136,13 @@ func runSuite(ctx context.Context, env *Env, o runOptions, scs []*scenario.Scena
 	fmt.Fprintf(env.Stdout, "killtest: %s — %d passed, %d failed, %d unknown; report %s\n",
 		verdictWord(suite.Verdict()), p, f, u, filepath.Join(o.Out, "stress_test_results.md"))
 	if werr != nil {
-		return &exitError{code: ExitUnknown, err: werr}
+		return exitWith(ExitUnknown, werr)
 	}
 	if ctx.Err() != nil {
-		return &exitError{code: ExitUnknown, err: fmt.Errorf("interrupted: %w", ctx.Err())}
+		return exitWith(ExitUnknown, fmt.Errorf("interrupted: %w", ctx.Err()))
 	}
 	if code := suite.ExitCode(); code != ExitPass {
-		return &exitError{code: code, err: errors.New("")}
+		return exitWith(code, errors.New(""))
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 )
 
 func validateCommand() command {
-	return command{name: "validate", summary: "check scenario files without running them", run: func(ctx context.Context, env *Env, args []string) error {
+	return command{Name: "validate", Summary: "check scenario files without running them", Run: func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlagSet("validate", "FILE|DIR|NAME...", "Parse and check scenarios; every problem is reported as file:line: field: message.")
 		if err := parseFlags(fs, env, args); err != nil {
 			return err
@@ -16,7 +16,7 @@ func validateCommand() command {
 		}
 		scs, err := resolve(fs.Args())
 		if err != nil {
-			return &exitError{code: ExitUnknown, err: err}
+			return exitWith(ExitUnknown, err)
 		}
 		for _, sc := range scs {
 			fmt.Fprintf(env.Stdout, "ok %s (%s)\n", sc.File, sc.Name)
