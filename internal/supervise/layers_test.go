@@ -55,3 +55,24 @@ func TestSweepNameMatches(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseLayers: any input either fails with the list of known names or gives layers whose
+// Names parse back to the same layers.
+func FuzzParseLayers(f *testing.F) {
+	for _, s := range []string{"", "all", "cgroup,pid_namespace", " pdeathsig , cookie ", "pidns", ",,", "all,cgroup"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseLayers(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "known: process_group") {
+				t.Fatalf("ParseLayers(%q) error %q does not list the known layers", s, err)
+			}
+			return
+		}
+		back, err := ParseLayers(strings.Join(l.Names(), ","))
+		if err != nil || back != l {
+			t.Fatalf("ParseLayers(%q) = %+v; round trip %+v, %v", s, l, back, err)
+		}
+	})
+}
