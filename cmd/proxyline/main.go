@@ -1,5 +1,6 @@
-// Command proxyline scrapes free proxy lists, checks proxies, keeps a pool with history and serves
-// it as a rotating proxy. See the README and docs/ for the commands.
+// Command proxyline checks proxies, spreads the work over a durable job queue and worker
+// processes that never leave a process behind, and keeps a pool with history. See the README and
+// docs/ for the commands.
 package main
 
 import (

@@ -43,7 +43,7 @@ type command = cmdline.Command
 func program() *cmdline.Program {
 	return &cmdline.Program{
 		Name:  "proxyline",
-		Intro: "proxyline scrapes, checks, queues, pools and rotates proxies.",
+		Intro: "proxyline checks proxies, spreads the work over a durable queue and keeps a pool with history.",
 		Footer: "Run 'proxyline <command> --help' for a command's flags. Every flag can also be set\n" +
 			"with a PROXYLINE_* environment variable: --max-conns is PROXYLINE_MAX_CONNS. Exit codes:\n" +
 			"0 success, 1 a negative outcome, 2 bad flags or input, 3 a runtime error.",
