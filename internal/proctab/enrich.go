@@ -193,3 +193,25 @@ func MemoryOf(pid int) (Memory, error) {
 	}
 	return Memory{RSS: int64(s.VmRSS), RSSAnon: int64(s.RssAnon)}, nil
 }
+
+// WithEnv lists the live processes (not zombies, which have no environment to read) other than
+// the caller whose environment holds the exact entry kv: the scan by cookie that test harnesses
+// and killtest's self-check use to find what a run left behind. Processes that vanish or
+// cannot be read during the scan are skipped.
+func WithEnv(kv string) ([]Proc, error) {
+	procs, err := NewReader().Snapshot(nil)
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	var out []Proc
+	for _, p := range procs {
+		if p.PID == self || p.State == 'Z' {
+			continue
+		}
+		if has, err := HasEnv(p.PID, kv); err == nil && has {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

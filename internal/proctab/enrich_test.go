@@ -1,6 +1,7 @@
 package proctab
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -208,5 +209,42 @@ func TestParseDiagMsg(t *testing.T) {
 	msg[1] = 1 // ESTABLISHED
 	if _, ok := parseDiagMsg(msg); ok {
 		t.Fatal("non-LISTEN message accepted")
+	}
+}
+
+// TestWithEnv: a child carrying a unique entry is found, exactly once; an entry nobody carries
+// finds nothing; the caller itself is never listed, even when it carries the entry.
+func TestWithEnv(t *testing.T) {
+	t.Parallel()
+	kv := fmt.Sprintf("PROCTAB_WITHENV=%d", os.Getpid())
+	cmd := exec.Command("sleep", "30")
+	cmd.Env = []string{kv}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var found []Proc
+	waitFor(t, 5e9, func() bool {
+		var err error
+		found, err = WithEnv(kv)
+		return err == nil && len(found) == 1
+	})
+	if found[0].PID != cmd.Process.Pid {
+		t.Errorf("found pid %d, want %d", found[0].PID, cmd.Process.Pid)
+	}
+	if none, err := WithEnv(kv + "x"); err != nil || len(none) != 0 {
+		t.Errorf("WithEnv of an entry nobody has = %v, %v", none, err)
+	}
+	if path, ok := os.LookupEnv("PATH"); ok {
+		ps, err := WithEnv("PATH=" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.PID == os.Getpid() {
+				t.Error("the caller is listed")
+			}
+		}
 	}
 }

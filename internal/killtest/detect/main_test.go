@@ -46,15 +46,12 @@ func TestMain(m *testing.M) {
 // leftovers finds the processes carrying this test binary's cookie, kills them (after checking
 // their identity) and returns their command lines: a test left them behind.
 func leftovers() []string {
-	procs, err := proctab.NewReader().Snapshot(nil)
+	procs, err := proctab.WithEnv(testCookie)
 	if err != nil {
 		return []string{err.Error()}
 	}
 	var out []string
 	for _, p := range procs {
-		if has, err := proctab.HasEnv(p.PID, testCookie); err != nil || !has || p.PID == os.Getpid() {
-			continue
-		}
 		args, _ := proctab.Cmdline(p.PID)
 		out = append(out, fmt.Sprintf("pid %d %q (ppid %d)", p.PID, args, p.PPID))
 		if again, err := proctab.Stat(p.PID); err == nil && again.StartTime == p.StartTime {

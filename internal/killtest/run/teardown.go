@@ -147,18 +147,13 @@ func cookieScan(cookie string) []int {
 	if cookie == "" {
 		return nil
 	}
-	procs, err := proctab.NewReader().Snapshot(nil)
+	procs, err := proctab.WithEnv(cookie)
 	if err != nil {
 		return nil
 	}
-	var out []int
-	for _, p := range procs {
-		if p.State == 'Z' {
-			continue
-		}
-		if has, err := proctab.HasEnv(p.PID, cookie); err == nil && has {
-			out = append(out, p.PID)
-		}
+	out := make([]int, len(procs))
+	for i, p := range procs {
+		out[i] = p.PID
 	}
 	return out
 }
