@@ -98,7 +98,7 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 		"Reads the proxy list FILE ('-' for stdin) and inserts one check job per chunk, in one\n"+
 			"transaction: a list with a bad line enqueues nothing and names every bad line (file:line).\n"+
 			"Prints the number of jobs and proxies enqueued.")
-	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
+	databaseFlag(fs, &o.database)
 	fs.IntVar(&o.chunk, "chunk", queue.DefaultChunk, "proxies per job")
 	fs.StringVar(&o.format, "format", "auto", "list format: auto, text, jsonl or csv")
 	o.check.register(fs)

@@ -53,7 +53,7 @@ func runExport(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("export", "[flags]",
 		"Writes the pool's live proxies, fastest first, in the same formats as 'proxyline check'.\n"+
 			"With --all, every proxy of the pool with its last outcome.")
-	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
+	databaseFlag(fs, &o.database)
 	fs.StringVar(&o.format, "format", check.FormatText, "output format: text, jsonl or csv")
 	fs.StringVar(&o.output, "o", "", "write to this file instead of stdout")
 	fs.BoolVar(&o.all, "all", false, "write every proxy with its outcome, not only live ones")

@@ -55,7 +55,7 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 			"supervision layers each worker has in force. With --wait D, first waits until no job is\n"+
 			"available, scheduled, pending, retryable or running; exits 1 if D passes first.\n"+
 			"The --json form is documented in docs/queue.md.")
-	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
+	databaseFlag(fs, &o.database)
 	fs.BoolVar(&o.json, "json", false, "print JSON")
 	fs.DurationVar(&o.wait, "wait", 0, "wait up to this long for the queue to drain (0: do not wait)")
 	fs.DurationVar(&o.interval, "interval", 200*time.Millisecond, "how often --wait looks")

@@ -45,7 +45,7 @@ func runUI(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet("ui", "[flags]",
 		"Serves River UI for the queue's jobs: states, arguments, errors, retry and cancel. It has no\n"+
 			"authentication: keep it on loopback or behind an authenticating proxy.")
-	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
+	databaseFlag(fs, &o.database)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8081", "address to serve on")
 	if err := parseOptions(fs, env, args, o); err != nil {
 		return err

@@ -82,7 +82,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 		"Takes check jobs from the queue and writes their results to the pool. The first SIGTERM or\n"+
 			"SIGINT stops taking jobs and lets running ones finish within --grace, then hands the rest\n"+
 			"back to the queue; a second one stops at once. Exits 0 after a clean drain.")
-	fs.StringVar(&o.database, "database", queue.DefaultDatabase, "SQLite file or postgres:// URL of the queue")
+	databaseFlag(fs, &o.database)
 	fs.IntVar(&o.concurrency, "concurrency", 8, "jobs (chunks) worked at once; more than --parallel/chunk keeps every proxy slot busy while jobs wait on their slowest proxies")
 	fs.IntVar(&o.parallel, "parallel", 256, "proxies checked at once by this worker, shared by its running jobs (with --exec: the tool's {concurrency})")
 	fs.StringVar(&o.exec, "exec", "", "external checker command template, run under supervision per chunk (default: in-process checker)")
