@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
+	"io"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -31,14 +34,27 @@ func checkRead(t *testing.T, in []byte, f Format) {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
-	for _, e := range errs {
-		if e.Line < 1 || e.File != "fuzz" || e.Err == nil {
-			t.Fatalf("bad LineError %#v", e)
+	lines := bytes.Count(in, []byte("\n")) + 1
+	for i, e := range errs {
+		if e.Line < 1 || e.Line > lines || e.File != "fuzz" || e.Err == nil {
+			t.Fatalf("bad LineError %#v (input of %d lines)", e, lines)
+		}
+		if i > 0 && errs[i-1].Line > e.Line {
+			t.Fatalf("errors out of line order: %v before %v", errs[i-1], e)
 		}
 		var le *LineError
 		if !errors.As(e, &le) || e.Error() == "" {
 			t.Fatalf("LineError does not work as an error: %#v", e)
 		}
+	}
+	// Scan sees the same proxies (with duplicates) and the same bad lines.
+	var scanned []Proxy
+	nerr := 0
+	if err := Scan(bytes.NewReader(in), "fuzz", f, func(p Proxy) { scanned = append(scanned, p) }, func(*LineError) { nerr++ }); err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	if nerr != len(errs) || !reflect.DeepEqual(dedup(scanned), got) {
+		t.Fatalf("Scan: %d errors, proxies %v; Read: %d errors, %v", nerr, scanned, len(errs), got)
 	}
 	seen := map[Proxy]bool{}
 	for _, p := range got {
@@ -70,6 +86,19 @@ func checkRead(t *testing.T, in []byte, f Format) {
 			t.Fatalf("%s round trip:\n got %#v\nwant %#v\n%s", wf, back, got, buf.String())
 		}
 	}
+}
+
+// dedup drops repeated proxies, keeping the first of each, as Read does.
+func dedup(ps []Proxy) []Proxy {
+	seen := map[Proxy]bool{}
+	var out []Proxy
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func FuzzParse(f *testing.F) {
@@ -110,7 +139,40 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add([]byte("ip,port,protocol,username,password\n1.2.3.4,80,http,,\n::1,1,,\" a\",b\n"))
 	f.Add([]byte("proxy\nhttp://h:1\n\"x\"y\n"))
 	f.Add([]byte("host;port\nh;1;extra\n"))
+	f.Add([]byte("host,port\n1.2.3.4,80\n\"5.6.7.8,81\n1.2.3.4,99999\n9.9.9.9,82\n"))
+	f.Add([]byte("host,port,note\n1.2.3.4,80,\"a\nb \"\"c\"\"\"\n# \"\n\"1.2.3.4\"x,1\n"))
 	f.Fuzz(func(t *testing.T, in []byte) { checkRead(t, in, CSV) })
+}
+
+// FuzzQuoteOpen compares quoteOpen with encoding/csv itself: after a line that quoteOpen says
+// leaves a quoted field open, csv must not start a record on the next line; after one it says
+// closes everything, csv must read the next line as a record of its own.
+func FuzzQuoteOpen(f *testing.F) {
+	for _, s := range []string{`a,b`, `"a`, `"a""`, `"a"x`, `a,x"b`, " \"a", "a,\u3000\"b", `"a"",b"`, `""`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.ContainsAny(line, "\r\n") || strings.HasPrefix(line, "#") {
+			return // the feeder splits lines itself and never asks about a comment line
+		}
+		r := csv.NewReader(strings.NewReader(line + "\nnext,row\n"))
+		r.FieldsPerRecord, r.TrimLeadingSpace, r.Comment = -1, true, '#'
+		secondStarts := false
+		for {
+			rec, err := r.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err == nil {
+				if l, _ := r.FieldPos(0); l == 2 && len(rec) == 2 && rec[0] == "next" {
+					secondStarts = true
+				}
+			}
+		}
+		if open := quoteOpen(line, ',', false); open == secondStarts {
+			t.Fatalf("quoteOpen(%q) = %v, but csv read the next line as a record: %v", line, open, secondStarts)
+		}
+	})
 }
 
 func BenchmarkRead(b *testing.B) {

@@ -355,3 +355,15 @@ func build(scheme, host, port, user, pass string) (Proxy, *LineError) {
 	p := Proxy{Scheme: sc, Host: h, Port: pt, User: user, Password: pass}
 	return p, checkCredentials(p)
 }
+
+// FromFields makes a Proxy from separate fields, as a JSON object, a CSV row or an HTML table
+// row gives them: scheme (any case, "" for unknown, socks5h is socks5), host (an IPv6 address
+// with or without brackets), port (decimal) and optional credentials. It applies the same
+// validation as Parse; the error is a *LineError naming the field.
+func FromFields(scheme, host, port, user, password string) (Proxy, error) {
+	p, err := build(scheme, host, port, user, password)
+	if err != nil {
+		return Proxy{}, err
+	}
+	return p, nil
+}

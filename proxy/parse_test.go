@@ -4,10 +4,10 @@ import (
 	"errors"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func TestParse(t *testing.T) {
 	t.Parallel()
@@ -158,6 +158,37 @@ func TestParseFormat(t *testing.T) {
 	for in, want := range map[string]Format{"a.jsonl": JSONL, "b.CSV": CSV, "c.txt": Text, "d": Text, "e.json": JSONL} {
 		if got := FormatOf(in); got != want {
 			t.Errorf("FormatOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		p    Proxy
+		want string
+	}{
+		{Proxy{Scheme: SOCKS5, Host: "h", Port: 1, User: "u", Password: "s3cret"}, "socks5://u:xxxxx@h:1"},
+		{Proxy{Host: "h", Port: 1, User: "u", Password: "s3cret"}, "h:1:u:xxxxx"},
+		{Proxy{Scheme: HTTP, Host: "h", Port: 1, User: "u"}, "http://u:@h:1"}, // as String writes it
+		{Proxy{Scheme: HTTP, Host: "::1", Port: 1}, "http://[::1]:1"},
+	} {
+		if got := tt.p.Redacted(); got != tt.want {
+			t.Errorf("%#v.Redacted() = %q, want %q", tt.p, got, tt.want)
+		}
+	}
+}
+
+func TestFromFields(t *testing.T) {
+	t.Parallel()
+	p, err := FromFields("SOCKS5h", "[2001:db8::1]", "1080", "u", "p")
+	if err != nil || p != (Proxy{Scheme: SOCKS5, Host: "2001:db8::1", Port: 1080, User: "u", Password: "p"}) {
+		t.Fatalf("FromFields = %+v, %v", p, err)
+	}
+	for _, c := range [][5]string{{"ftp", "1.2.3.4", "80"}, {"", "1.2.3", "80"}, {"", "1.2.3.4", "0"}, {"", "", "80"}} {
+		var le *LineError
+		if _, err := FromFields(c[0], c[1], c[2], c[3], c[4]); !errors.As(err, &le) {
+			t.Errorf("FromFields(%q) = %v, want a *LineError", c, err)
 		}
 	}
 }

@@ -69,6 +69,15 @@ func (p Proxy) String() string {
 	return u.String()
 }
 
+// Redacted is String with the password, if any, replaced by "xxxxx" (as net/url's
+// URL.Redacted): for logs and messages, which must never show a proxy's password.
+func (p Proxy) Redacted() string {
+	if p.Password != "" {
+		p.Password = "xxxxx"
+	}
+	return p.String()
+}
+
 // URL returns the proxy as a *url.URL, as net/http's Transport.Proxy expects.
 func (p Proxy) URL() *url.URL {
 	u := &url.URL{Scheme: string(p.Scheme), Host: p.Addr()}

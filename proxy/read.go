@@ -25,18 +25,38 @@ const maxLine = 1 << 20
 // reading goes on: the proxies of the good lines are always returned. The error is only for
 // failing to read r; what was read before it is returned too.
 func Read(r io.Reader, name string, f Format) ([]Proxy, []*LineError, error) {
+	c := &collector{name: name, seen: map[Proxy]struct{}{}}
+	err := c.read(r, f)
+	return c.out, c.errs, err
+}
+
+// Scan reads a proxy list like Read, but keeps nothing: it calls onProxy for each proxy and
+// onError for each bad line as it reads them, so memory stays flat whatever the input's size
+// (a caller that must bound the work stops the reader: Scan returns its error, wrapped).
+// Duplicates are not dropped. Either callback may be nil.
+func Scan(r io.Reader, name string, f Format, onProxy func(Proxy), onError func(*LineError)) error {
+	c := &collector{name: name, onProxy: onProxy, onError: onError}
+	if c.onProxy == nil {
+		c.onProxy = func(Proxy) {}
+	}
+	if c.onError == nil {
+		c.onError = func(*LineError) {}
+	}
+	return c.read(r, f)
+}
+
+func (c *collector) read(r io.Reader, f Format) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\ufeff")) {
 		_, _ = br.Discard(3)
 	}
-	c := &collector{name: name, seen: map[Proxy]struct{}{}}
 	src := br
 	if f == Auto {
 		var prefix []byte
 		var err error
 		f, prefix, err = detect(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read proxy list %s: %w", name, err)
+			return fmt.Errorf("read proxy list %s: %w", c.name, err)
 		}
 		src = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(prefix), br), 64<<10)
 	}
@@ -49,12 +69,12 @@ func Read(r io.Reader, name string, f Format) ([]Proxy, []*LineError, error) {
 	case CSV:
 		err = c.readCSV(src)
 	default:
-		return nil, nil, fmt.Errorf("read proxy list %s: unknown format %q", name, f)
+		return fmt.Errorf("read proxy list %s: unknown format %q", c.name, f)
 	}
 	if err != nil {
-		err = fmt.Errorf("read proxy list %s: %w", name, err)
+		err = fmt.Errorf("read proxy list %s: %w", c.name, err)
 	}
-	return c.out, c.errs, err
+	return err
 }
 
 // ReadFile reads the proxy list in the file at path with Read. "-" is an ordinary file name here:
@@ -68,15 +88,22 @@ func ReadFile(path string, f Format) ([]Proxy, []*LineError, error) {
 	return Read(fh, path, f)
 }
 
-// collector gathers the proxies and errors of one Read.
+// collector gathers the proxies and errors of one Read, or hands them on (Scan).
 type collector struct {
 	name string
 	seen map[Proxy]struct{}
 	out  []Proxy
 	errs []*LineError
+	// onProxy and onError, when set (Scan), receive what Read would keep.
+	onProxy func(Proxy)
+	onError func(*LineError)
 }
 
 func (c *collector) add(p Proxy) {
+	if c.onProxy != nil {
+		c.onProxy(p)
+		return
+	}
 	if _, ok := c.seen[p]; ok {
 		return
 	}
@@ -86,6 +113,10 @@ func (c *collector) add(p Proxy) {
 
 func (c *collector) fail(line int, e *LineError) {
 	e.File, e.Line = c.name, line
+	if c.onError != nil {
+		c.onError(e)
+		return
+	}
 	c.errs = append(c.errs, e)
 }
 

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"encoding/csv"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -59,6 +61,13 @@ func TestRead(t *testing.T) {
 		{"csv tab", Auto, "host\tport\n[2001:db8::1]\t1080\n", []Proxy{{Host: "2001:db8::1", Port: 1080}}, nil},
 		{"csv errors", Auto, "host,port\n1.2.3.4,0\n\"bad,\"x\n,,\n1.2.3.4\n1.2.3.4,80\n", []Proxy{{Host: "1.2.3.4", Port: 80}},
 			[]lineErr{{2, "port", ErrPortRange}, {3, "", nil}, {5, "port", ErrMissing}}},
+		{"csv unterminated quote", Auto, "host,port\n1.2.3.4,80\n\"5.6.7.8,81\n1.2.3.4,99999\n[2001:db8::1],1080\n", []Proxy{{Host: "1.2.3.4", Port: 80}, {Host: "2001:db8::1", Port: 1080}},
+			[]lineErr{{3, "", ErrCSVQuote}, {4, "port", ErrPortRange}}},
+		{"csv quoted field over lines", Auto, "host,port,note\n1.2.3.4,80,\"two\nlines, \"\"quoted\"\"\"\n1.2.3.4,0\n5.6.7.8,3128\n", []Proxy{{Host: "1.2.3.4", Port: 80}, {Host: "5.6.7.8", Port: 3128}},
+			[]lineErr{{4, "port", ErrPortRange}}},
+		{"csv bad quote ends its line only", Auto, "host,port\n\"1.2.3.4\"x,80\n5.6.7.8,3128\n", []Proxy{{Host: "5.6.7.8", Port: 3128}},
+			[]lineErr{{2, "", csv.ErrQuote}}},
+		{"csv quote in a comment", Auto, "host,port\n# a \" here\n5.6.7.8,3128\n", []Proxy{{Host: "5.6.7.8", Port: 3128}}, nil},
 		{"csv header without port", CSV, "host,country\n1.2.3.4,de\n", nil, []lineErr{{1, "", ErrCSVHeader}}},
 		{"forced text on json", Text, `{"url":"http://1.2.3.4:8080"}`, nil, []lineErr{{1, "host", ErrHost}}},
 		{"forced jsonl on text", JSONL, "1.2.3.4:80\n", nil, []lineErr{{1, "", ErrJSON}}},
@@ -127,5 +136,86 @@ func TestReadFile(t *testing.T) {
 	}
 	if want := path + `:2: port: "99999" out of range 1-65535`; errs[0].Error() != want {
 		t.Fatalf("error %q, want %q", errs[0], want)
+	}
+}
+
+// TestScan: Scan hands over every proxy (duplicates too) and every bad line as it reads, and
+// stops with the reader's error, which it returns wrapped.
+func TestScan(t *testing.T) {
+	t.Parallel()
+	in := "http://1.2.3.4:8080\nnot a proxy\nhttp://1.2.3.4:8080\n5.6.7.8:3128\n"
+	var got []string
+	var bad []int
+	err := Scan(strings.NewReader(in), "list", Auto, func(p Proxy) { got = append(got, p.String()) },
+		func(e *LineError) { bad = append(bad, e.Line) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"http://1.2.3.4:8080", "http://1.2.3.4:8080", "5.6.7.8:3128"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("proxies %q, want %q", got, want)
+	}
+	if !reflect.DeepEqual(bad, []int{2}) {
+		t.Errorf("bad lines %v, want [2]", bad)
+	}
+	stop := errors.New("enough")
+	err = Scan(io.MultiReader(strings.NewReader(in), iotest.ErrReader(stop)), "list", Text, nil, nil)
+	if !errors.Is(err, stop) || !strings.Contains(err.Error(), "list") {
+		t.Errorf("Scan with a failing reader = %v, want it wrapped, naming the list", err)
+	}
+}
+
+// TestReadCSVUnterminatedQuote is the report of the issue: a quote opened at line 3 and never
+// closed is reported at line 3 with its text, and the bad line after it is reported too.
+func TestReadCSVUnterminatedQuote(t *testing.T) {
+	t.Parallel()
+	in := "host,port\n1.2.3.4,80\n\"5.6.7.8,81\n1.2.3.4,99999\n9.9.9.9,82\n"
+	got, errs, err := Read(strings.NewReader(in), "list.csv", Auto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || len(errs) != 2 {
+		t.Fatalf("got %v, errors %v", got, errs)
+	}
+	if want := `list.csv:3: "\"5.6.7.8,81" opens a quoted field (") that is never closed`; errs[0].Error() != want {
+		t.Errorf("error %q, want %q", errs[0], want)
+	}
+	if errs[1].Line != 4 || !errors.Is(errs[1], ErrPortRange) {
+		t.Errorf("second error %v, want line 4's port", errs[1])
+	}
+	// A quote that is still open after maxQuotedLines lines: the lines after it are read again.
+	in = "host,port\n\"x\n" + strings.Repeat("5.6.7.8,3128\n", maxQuotedLines+5) + "1.2.3.4,0\n"
+	got, errs, err = Read(strings.NewReader(in), "long.csv", Auto)
+	if err != nil || len(got) != 1 || len(errs) != 2 || errs[0].Line != 2 || errs[1].Line != maxQuotedLines+8 {
+		t.Fatalf("got %v, errors %v, %v", got, errs, err)
+	}
+}
+
+func TestQuoteOpen(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		line    string
+		comma   byte
+		inQuote bool
+		want    bool
+	}{
+		{`a,b`, ',', false, false},
+		{`"a`, ',', false, true},
+		{`"a",b`, ',', false, false},
+		{`a,"b`, ',', false, true},
+		{`a,  "b`, ',', false, true},
+		{`a,x"b`, ',', false, false}, // a bare quote: csv's error, the line ends the record
+		{`"a""`, ',', false, true},   // an escaped quote, still open
+		{`"a"""`, ',', false, false}, // an escaped quote, then the closing one
+		{`"a"x`, ',', false, false},  // csv's ErrQuote ends the record
+		{`b"`, ',', true, false},
+		{`b`, ',', true, true},
+		{`b";"c`, ';', true, true},
+		{"a\t\t\"b", '\t', false, true},
+		{"a,\u3000\"b", ',', false, true},
+		{"a,é\"b", ',', false, false},
+	} {
+		if got := quoteOpen(tt.line, tt.comma, tt.inQuote); got != tt.want {
+			t.Errorf("quoteOpen(%q, %q, %v) = %v, want %v", tt.line, tt.comma, tt.inQuote, got, tt.want)
+		}
 	}
 }

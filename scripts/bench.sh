@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # All of proxyline's benchmarks, against the loopback lab only, each printing its own table:
-#   1. the checker on issue A's 20,000-proxy lab (scripts/bench-check.sh)
+#   1. the checker on issue A's 20,000-proxy lab, http and https judges, mubeng beside it when
+#      found (scripts/bench-check.sh)
 #   2. the queue: enqueue, pool write, queue vs check, SIGKILL to rerun (scripts/bench-queue.sh)
 #   3. supervision overhead per layer (go test -bench StartStop ./internal/supervise)
 #   4. killtest's observer cost at 10 Hz with 500 extra processes (proctab, observe)
 #   5. killtest's built-in suite, timed
+#   6. the rotator against mubeng and the floor (scripts/bench-rotate.sh; needs wrk)
 # The machine is shared and noisy: compare within one run. Usage: scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +38,6 @@ go build -o "$work" ./cmd/proxyline ./cmd/killtest
 start=$(date +%s.%N)
 "$work/killtest" run --bin "$work" --out "$work" | tail -1
 awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "  took %.1f s\n", b - a }'
+echo
+echo "== 6. proxyline serve vs mubeng vs one lab proxy (wrk -t2 -c50), and a 300 MB download"
+if command -v wrk >/dev/null; then scripts/bench-rotate.sh || true; else echo "  skipped: no wrk (apt-get install -y wrk)"; fi

@@ -6,15 +6,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/proxyline/proxyline/internal/proxydial"
 	"github.com/proxyline/proxyline/proxy"
 )
 
@@ -40,7 +41,6 @@ type attempt struct {
 	deadline time.Time
 	start    time.Time
 	connect  time.Duration // TCP connect plus proxy handshake
-	token    string
 	b        *buffers
 }
 
@@ -59,20 +59,16 @@ func (a *attempt) release() {
 	a.b = nil
 }
 
-// dial connects to host:port with this check's own dialer and deadline. An IP literal (the
-// usual proxy) is dialled without going through the resolver.
+// dial connects to host:port with this check's own dialer and deadline.
 func (a *attempt) dial(host string, port uint16) (net.Conn, error) {
-	d := net.Dialer{Deadline: a.deadline}
-	var conn net.Conn
-	var err error
-	if ip, perr := netip.ParseAddr(host); perr == nil {
-		var tc *net.TCPConn
-		if tc, err = d.DialTCP(a.ctx, "tcp", netip.AddrPort{}, netip.AddrPortFrom(ip, port)); err == nil {
-			conn = tc
-		}
-	} else {
-		conn, err = d.DialContext(a.ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
-	}
+	// No TCP keep-alive: a check lasts seconds, and turning it on costs four setsockopt calls
+	// per connection. Dialed by address string rather than with Dialer.DialTCP, whose zero
+	// local address still binds the socket (to 0.0.0.0:0): one more system call, and a port
+	// taken for every destination instead of one chosen by connect. An IP literal (the usual
+	// proxy) never reaches the resolver either way.
+	d := net.Dialer{Deadline: a.deadline, KeepAlive: -1}
+	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	conn, err := d.DialContext(a.ctx, "tcp", addr)
 	if err != nil {
 		return nil, ioFailure(a.ctx, "connect", err)
 	}
@@ -112,15 +108,9 @@ func (a *attempt) run() (verdict, error) {
 	j := a.c.judge
 	switch a.p.Scheme {
 	case proxy.HTTPS:
-		tc := tls.Client(conn, a.proxyTLSConfig())
-		if err := tc.HandshakeContext(a.ctx); err != nil {
-			var rhe tls.RecordHeaderError
-			if class := ioClass(a.ctx, err); class != Timeout && class != Canceled &&
-				(isClosed(err) || errors.As(err, &rhe)) {
-				// The peer hung up on a ClientHello or answered in plain text: not a TLS proxy.
-				return verdict{}, fail(BadResponse, "tls handshake with proxy: not a TLS server: %w", err)
-			}
-			return verdict{}, tlsFailure(a.ctx, "tls handshake with proxy", err)
+		tc, err := a.proxyTLS(conn)
+		if err != nil {
+			return verdict{}, err
 		}
 		c = tc
 		a.b.br.Reset(c)
@@ -154,14 +144,29 @@ func (a *attempt) run() (verdict, error) {
 		return verdict{}, fail(BadResponse, "proxy sent %d unexpected bytes after its handshake", a.b.br.Buffered())
 	}
 	if j.tls {
-		tc := tls.Client(c, a.c.tls)
-		if err := tc.HandshakeContext(a.ctx); err != nil {
-			return verdict{}, tlsFailure(a.ctx, "tls handshake with judge through proxy", err)
+		tc, err := a.judgeHandshake(c, "tls handshake with judge through proxy")
+		if err != nil {
+			return verdict{}, err
 		}
 		c = tc
 		a.b.br.Reset(c)
 	}
 	return a.fetchJudge(c, false, "")
+}
+
+// proxyTLS does the TLS handshake with an HTTPS proxy. A peer that hangs up on the ClientHello
+// or answers in plain text is not a TLS proxy (BadResponse), not a TLS failure.
+func (a *attempt) proxyTLS(conn net.Conn) (*tls.Conn, error) {
+	tc := tls.Client(conn, a.c.proxyTLSConfig(a.p.Host))
+	if err := tc.HandshakeContext(a.ctx); err != nil {
+		var rhe tls.RecordHeaderError
+		if class := ioClass(a.ctx, err); class != Timeout && class != Canceled &&
+			(isClosed(err) || errors.As(err, &rhe)) {
+			return nil, fail(BadResponse, "tls handshake with proxy: not a TLS server: %w", err)
+		}
+		return nil, tlsFailure(a.ctx, "tls handshake with proxy", err)
+	}
+	return tc, nil
 }
 
 // direct fetches the judge page without a proxy.
@@ -176,9 +181,9 @@ func (a *attempt) direct() (verdict, error) {
 	defer stop()
 	var c net.Conn = conn
 	if a.c.judge.tls {
-		tc := tls.Client(conn, a.c.tls)
-		if err := tc.HandshakeContext(a.ctx); err != nil {
-			return verdict{}, tlsFailure(a.ctx, "tls handshake with judge", err)
+		tc, err := a.judgeHandshake(conn, "tls handshake with judge")
+		if err != nil {
+			return verdict{}, err
 		}
 		c = tc
 	}
@@ -186,51 +191,43 @@ func (a *attempt) direct() (verdict, error) {
 	return a.fetchJudge(c, false, "")
 }
 
-// proxyTLSConfig is the TLS configuration for an https:// proxy: verified against the same roots
-// as the judge, with the proxy's host as the server name.
-func (a *attempt) proxyTLSConfig() *tls.Config {
-	return &tls.Config{ServerName: a.p.Host, RootCAs: a.c.opts.RootCAs, MinVersion: tls.VersionTLS12}
+// judgeHandshake runs the TLS handshake with the judge over c (see judgeTLS) and counts
+// it as full or resumed.
+func (a *attempt) judgeHandshake(c net.Conn, what string) (*tls.Conn, error) {
+	jt := a.c.tls.Load()
+	tc := tls.Client(c, jt.config)
+	if err := tc.HandshakeContext(a.ctx); err != nil {
+		if isRemoteAlert(err) {
+			jt.sessions.rejected()
+		}
+		return nil, tlsFailure(a.ctx, what, err)
+	}
+	jt.sessions.succeeded()
+	if tc.ConnectionState().DidResume {
+		a.c.tlsResumed.Add(1)
+	} else {
+		a.c.tlsFull.Add(1)
+	}
+	return tc, nil
 }
 
 // basicAuth returns the Proxy-Authorization value for p's credentials, or "".
-func (a *attempt) basicAuth() string {
-	if a.p.User == "" && a.p.Password == "" {
-		return ""
-	}
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(a.p.User+":"+a.p.Password))
-}
+func (a *attempt) basicAuth() string { return proxydial.BasicAuth(a.p.User, a.p.Password) }
 
-// httpConnect asks an HTTP proxy for a tunnel to the judge.
+// httpConnect asks an HTTP proxy for a tunnel to the judge: the request and the reading of the
+// reply are internal/proxydial's (shared with the rotator); this classes the failures, a write
+// or a read that failed as I/O, a refusal by its kind.
 func (a *attempt) httpConnect(c net.Conn, auth string) error {
-	j := a.c.judge
-	b := append(a.b.out[:0], "CONNECT "...)
-	b = append(b, j.addr...)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, j.addr...)
-	b = append(b, "\r\nUser-Agent: "+userAgent+"\r\n"...)
-	if auth != "" {
-		b = append(b, "Proxy-Authorization: "...)
-		b = append(b, auth...)
-		b = append(b, "\r\n"...)
-	}
-	b = append(b, "\r\n"...)
-	if _, err := c.Write(b); err != nil {
+	a.b.out = proxydial.AppendConnect(a.b.out[:0], a.c.judge.addr, auth)
+	if _, err := c.Write(a.b.out); err != nil {
 		return ioFailure(a.ctx, "write CONNECT", err)
 	}
-	resp, err := http.ReadResponse(a.b.br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		return readFailure(a.ctx, "read CONNECT response", err)
+	err := proxydial.ReadConnectReply(a.b.br)
+	var re *proxydial.ReplyError
+	if err == nil || errors.As(err, &re) {
+		return handshakeFailure(a.ctx, err)
 	}
-	// A 2xx reply to CONNECT has no body; a refusal's body is not needed.
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return nil
-	case resp.StatusCode == http.StatusProxyAuthRequired:
-		return fail(AuthNeeded, "CONNECT: proxy answered %s", resp.Status)
-	default:
-		return fail(Unreachable, "CONNECT: proxy answered %s", resp.Status)
-	}
+	return readFailure(a.ctx, "read CONNECT response", errors.Unwrap(err))
 }
 
 // fetchJudge writes the judge request on c and reads and verifies the answer.
@@ -251,7 +248,7 @@ func (a *attempt) fetchJudge(c net.Conn, absolute bool, auth string) (verdict, e
 		case http.StatusProxyAuthRequired:
 			return verdict{}, fail(AuthNeeded, "proxy answered %s", resp.Status)
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return verdict{}, fail(Unreachable, "proxy answered %s", resp.Status)
+			return verdict{}, fail(Unreachable, "proxy answered %s%s", resp.Status, reasonOf(resp.Body))
 		}
 		return verdict{}, fail(Mismatch, "judge answered %s, want %d", resp.Status, j.status)
 	}
@@ -289,4 +286,27 @@ func readFailure(ctx context.Context, what string, err error) error {
 		return fail(BadResponse, "%s: connection closed before a complete response: %w", what, err)
 	}
 	return fail(BadResponse, "%s: %w", what, err)
+}
+
+// reasonOf is ": " and the first line of an error page a proxy sent with its 502, 503 or 504
+// (most proxies say why: a dial timeout, a refused target), at most maxReason printable ASCII
+// bytes of it (the page is the proxy's, untrusted: nothing else of it reaches a log); "" when
+// the page says nothing readable.
+func reasonOf(body io.Reader) string {
+	const maxReason = 160
+	var b [maxReason]byte
+	n, _ := io.ReadFull(body, b[:])
+	line := b[:n]
+	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
+		line = line[:i]
+	}
+	for i, c := range line {
+		if c < 0x20 || c > 0x7e {
+			line[i] = '?'
+		}
+	}
+	if s := strings.TrimSpace(string(line)); s != "" {
+		return ": " + s
+	}
+	return ""
 }

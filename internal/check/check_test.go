@@ -176,6 +176,8 @@ func TestCheckClasses(t *testing.T) {
 		{name: "http 407", scheme: proxy.HTTP, want: AuthNeeded, script: httpReply(407)},
 		{name: "http 502", scheme: proxy.HTTP, want: Unreachable, script: httpReply(502)},
 		{name: "http 504", scheme: proxy.HTTP, want: Unreachable, script: httpReply(504)},
+		{name: "http 502 says why", scheme: proxy.HTTP, want: Unreachable, wantErr: "502 Bad Gateway: dial judge: i/o timeout ?? end",
+			script: raw("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 44\r\n\r\n dial judge: i/o timeout \x1b\xff end\r\nsecond line")},
 		{name: "http 403", scheme: proxy.HTTP, want: Mismatch, script: httpReply(403)},
 		{name: "http garbage", scheme: proxy.HTTP, want: BadResponse, script: raw("SSH-2.0-OpenSSH\r\n")},
 		{name: "http closes", scheme: proxy.HTTP, want: BadResponse, script: raw("")},
@@ -200,14 +202,21 @@ func TestCheckClasses(t *testing.T) {
 		{name: "probe garbage", scheme: proxy.Unknown, want: BadResponse, script: rawNow("")},
 		{name: "probe hangs", scheme: proxy.Unknown, want: Timeout, script: hang},
 	}
-	c := newTestChecker(t, Options{Timeout: 2 * time.Second})
+	// Only the cases that hang need the timeout to strike; every other case gets one that a busy
+	// machine never reaches (at load 47 under -race a loopback dial took over 2 s).
+	c := newTestChecker(t, Options{Timeout: 60 * time.Second})
+	short := newTestChecker(t, Options{Timeout: 2 * time.Second})
 	wantScheme := map[string]proxy.Scheme{"probe http": proxy.HTTP, "probe socks5": proxy.SOCKS5, "probe socks4": proxy.SOCKS4}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := proxyAt(t, tt.scheme, fakeProxy(t, tt.script))
 			p.User = tt.user
-			r := c.Check(context.Background(), p)
+			cc := c
+			if tt.want == Timeout {
+				cc = short
+			}
+			r := cc.Check(context.Background(), p)
 			if r.Class != tt.want || r.Anonymity != tt.anonymity {
 				t.Fatalf("Check = %s/%q (%s), want %s/%q", r.Class, r.Anonymity, r.Err, tt.want, tt.anonymity)
 			}

@@ -16,14 +16,21 @@ import (
 // Checker checks proxies against one judge. It is safe for concurrent use: its fields are set
 // by New (and our address and the judge's by Prepare) and only read by checks; every check builds
 // its own dialer, connection, buffers and token. The only state checks share is the judge's TLS
-// session cache (see New) and the pool of idle buffers.
+// session cache (see judgeTLS) and the pool of idle buffers.
 type Checker struct {
 	opts    Options
 	judge   *judge                     // read-only after New
 	realIP  atomic.Pointer[netip.Addr] // learned by Prepare when Options.RealIP is empty
 	judgeIP atomic.Pointer[netip.Addr] // the judge's IPv4 address for SOCKS4, resolved by Prepare
-	tls     *tls.Config                // for the judge; never mutated after New (its session cache is safe for concurrent use)
-	bufs    sync.Pool                  // *buffers, reused between checks, never shared by two at once
+	curves  []tls.CurveID              // key exchanges offered, judge and https proxies; read-only
+	// The TLS spoken with the judge (judgeTLS): modernTLS until Prepare finds that the judge
+	// speaks resumableTLS (nil with Options.PostQuantum). Each is shared by every check.
+	tls                     atomic.Pointer[judgeTLS]
+	modernTLS, resumableTLS *judgeTLS
+	// Handshakes with the judge, full or resumed: tests and benchmarks verify that resumption
+	// actually happens.
+	tlsFull, tlsResumed atomic.Int64
+	bufs                sync.Pool // *buffers, reused between checks, never shared by two at once
 }
 
 // New returns a Checker for opts. It does no I/O; call Prepare before checking to learn our
@@ -46,15 +53,12 @@ func New(opts Options) (*Checker, error) {
 		ip := j.ip
 		c.judgeIP.Store(&ip)
 	}
-	c.tls = &tls.Config{
-		ServerName: j.host, RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12,
-		// The one mutable thing checks share, deliberately: the judge's TLS session tickets, so a
-		// check through an https judge resumes instead of verifying the certificate chain again
-		// (half the CPU of such a check). It holds no result and nothing a proxy sent: a ticket
-		// only works end to end with the judge's key, so a proxy that tampers still fails, and
-		// each result is still read from the check's own connection. Safe for concurrent use.
-		ClientSessionCache: tls.NewLRUClientSessionCache(64),
+	c.curves = curvePreferences(opts)
+	c.modernTLS = modern(opts, j.host, c.curves)
+	if !opts.PostQuantum {
+		c.resumableTLS = resumable12(opts, j.host, c.curves)
 	}
+	c.tls.Store(c.modernTLS)
 	c.bufs.New = func() any { return newBuffers() }
 	return c, nil
 }
@@ -69,7 +73,9 @@ func (c *Checker) RealIP() string {
 
 // Prepare makes a direct request (no proxy) to the judge: it verifies that the judge answers as
 // configured and learns our own address as the judge sees it, unless Options.RealIP gave it.
-// For a judge given by name it also resolves the judge's IPv4 address, which SOCKS4 needs.
+// For a judge given by name it also resolves the judge's IPv4 address, which SOCKS4 needs. For
+// an https judge it chooses the TLS the checks speak (TLS 1.2 resumption when the judge allows
+// it, see judgeTLS) and stores the first session, so that the checks resume from the start.
 func (c *Checker) Prepare(ctx context.Context) error {
 	j := c.judge
 	if !j.ip.IsValid() {
@@ -81,10 +87,7 @@ func (c *Checker) Prepare(ctx context.Context) error {
 			c.opts.Log.Warn("judge has no IPv4 address; SOCKS4 proxies will fail", "judge", j.host, "err", err)
 		}
 	}
-	deadline := time.Now().Add(c.opts.Timeout)
-	a := c.newAttempt(ctx, proxy.Proxy{}, deadline)
-	defer a.release()
-	v, err := a.direct()
+	v, err := c.fetchDirect(ctx, time.Now().Add(c.opts.Timeout))
 	if err != nil {
 		return fmt.Errorf("prepare: judge %s: %w", c.opts.Judge, err)
 	}
@@ -103,6 +106,37 @@ func (c *Checker) Prepare(ctx context.Context) error {
 	c.realIP.Store(&ip)
 	c.opts.Log.Debug("judge ready", "judge", c.opts.Judge, "real_ip", ip)
 	return nil
+}
+
+// fetchDirect fetches the judge page without a proxy. For an https judge it offers resumableTLS
+// first, and keeps it for the checks if the judge accepts it and gives a session ticket (without
+// one, TLS 1.2 saves nothing); a judge that refuses it with a TLS error (TLS 1.3 only, or none
+// of its cipher suites) is asked again with modernTLS, which the checks then use.
+func (c *Checker) fetchDirect(ctx context.Context, deadline time.Time) (verdict, error) {
+	direct := func() (verdict, error) {
+		a := c.newAttempt(ctx, proxy.Proxy{}, deadline)
+		defer a.release()
+		return a.direct()
+	}
+	if !c.judge.tls || c.resumableTLS == nil {
+		return direct()
+	}
+	c.tls.Store(c.resumableTLS)
+	v, err := direct()
+	if err == nil && c.resumableTLS.sessions.stored.Load() {
+		c.opts.Log.Debug("judge resumes TLS 1.2 sessions; checks use them", "judge", c.opts.Judge)
+		return v, nil
+	}
+	c.tls.Store(c.modernTLS)
+	if err == nil {
+		c.opts.Log.Debug("judge gives no TLS 1.2 session ticket; checks use TLS 1.3", "judge", c.opts.Judge)
+		return v, nil
+	}
+	if classOf(err) != TLSError {
+		return v, err
+	}
+	c.opts.Log.Debug("judge refuses TLS 1.2 with AEAD cipher suites; checks use TLS 1.3", "judge", c.opts.Judge, "err", err)
+	return direct()
 }
 
 // Check checks one proxy and returns its Result; it never fails otherwise. A proxy whose Scheme
@@ -130,21 +164,39 @@ func (c *Checker) Check(ctx context.Context, p proxy.Proxy) Result {
 // emitted. When ctx is canceled no new check starts; checks in flight end at once and are
 // emitted with Class Canceled; proxies never started are not emitted.
 func (c *Checker) CheckAll(ctx context.Context, ps []proxy.Proxy, concurrency int, emit func(Result)) {
-	n := min(max(concurrency, 1), len(ps))
-	if n == 0 {
-		return
+	in := make(chan proxy.Proxy)
+	go func() {
+		defer close(in)
+		for _, p := range ps {
+			select {
+			case in <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	c.CheckStream(ctx, in, min(concurrency, len(ps)), func(_ proxy.Proxy, r Result) { emit(r) })
+}
+
+// CheckStream checks the proxies received from in as they come, at most concurrency at a time,
+// and calls emit with each proxy as received and its Result, from one goroutine at a time (the
+// caller's). It returns once in is closed and every started check has been emitted: the sender
+// must close in. When ctx is canceled no new check starts (what is still received is dropped,
+// not emitted); checks in flight end at once and are emitted with Class Canceled.
+func (c *Checker) CheckStream(ctx context.Context, in <-chan proxy.Proxy, concurrency int, emit func(given proxy.Proxy, r Result)) {
+	n := max(concurrency, 1)
+	type done struct {
+		given proxy.Proxy
+		r     Result
 	}
-	results := make(chan Result, n)
-	var next atomic.Int64
+	results := make(chan done, n)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := next.Add(1) - 1
-				if i >= int64(len(ps)) {
-					return
+			for p := range in {
+				if ctx.Err() == nil {
+					results <- done{p, c.Check(ctx, p)}
 				}
-				results <- c.Check(ctx, ps[i])
 			}
 		})
 	}
@@ -152,8 +204,8 @@ func (c *Checker) CheckAll(ctx context.Context, ps []proxy.Proxy, concurrency in
 		wg.Wait()
 		close(results)
 	}()
-	for r := range results {
-		emit(r)
+	for d := range results {
+		emit(d.given, d.r)
 	}
 }
 

@@ -3,62 +3,10 @@ package check
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 )
-
-// FuzzSOCKS5Reply feeds arbitrary bytes to the SOCKS5 reply parsers: they must never panic, a
-// success must consume exactly the reply (header, address and port), and every failure must be
-// either an I/O error (short input) or a classed one.
-func FuzzSOCKS5Reply(f *testing.F) {
-	f.Add([]byte{5, 0, 0, 1, 127, 0, 0, 1, 0, 80})
-	f.Add([]byte{5, 1, 0, 1, 0, 0, 0, 0, 0, 0})
-	f.Add([]byte{5, 0, 0, 3, 4, 'j', 'u', 'd', 'g', 0, 80, 'x'})
-	f.Add([]byte{5, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 187})
-	f.Add([]byte{4, 0x5A, 0, 80, 127, 0, 0, 1})
-	f.Add([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
-	f.Add([]byte{5, 0xFF})
-	f.Add([]byte{1, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r := bytes.NewReader(b)
-		err := readSOCKS5Reply(r)
-		if err == nil {
-			consumed := len(b) - r.Len()
-			want := 4 + 2
-			switch b[3] {
-			case socks5ATYPIPv4:
-				want += 4
-			case socks5ATYPIPv6:
-				want += 16
-			case socks5ATYPDomain:
-				want += 1 + int(b[4])
-			}
-			if consumed != want || b[0] != 5 || b[1] != 0 {
-				t.Fatalf("accepted %x consuming %d bytes, want %d", b, consumed, want)
-			}
-		}
-		checkClassed(t, err)
-		_, err = readSOCKS5Method(bytes.NewReader(b))
-		checkClassed(t, err)
-		checkClassed(t, readSOCKS5AuthReply(bytes.NewReader(b)))
-		err = readSOCKS4Reply(bytes.NewReader(b))
-		if err == nil && (len(b) < 8 || b[1] != socks4Granted) {
-			t.Fatalf("SOCKS4 accepted %x", b)
-		}
-		checkClassed(t, err)
-	})
-}
-
-// checkClassed fails unless err is nil, a short read, or a classed error.
-func checkClassed(t *testing.T, err error) {
-	t.Helper()
-	var ce *classError
-	if err != nil && !errors.As(err, &ce) && !isClosed(err) {
-		t.Fatalf("unclassed error %v", err)
-	}
-}
 
 // FuzzJudgeVerify feeds arbitrary judge pages to the verifier: it must never panic, never accept
 // a page that does not echo the token and name the judge, and classify every rejection Mismatch.

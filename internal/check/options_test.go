@@ -145,7 +145,11 @@ func TestCheckAllCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.Stop)
+	t.Cleanup(func() {
+		if err := l.Stop(context.Background()); err != nil {
+			t.Errorf("stop lab: %v", err)
+		}
+	})
 	c := newTestChecker(t, Options{Judge: l.JudgeURL(), Timeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -167,5 +171,41 @@ func TestCheckAllCancel(t *testing.T) {
 	}
 	if r := c.Check(ctx, l.Candidates()[0]); r.Class != Canceled {
 		t.Errorf("Check with a canceled context: %s, want canceled", r.Class)
+	}
+}
+
+// TestValidateJudgeURL is the one judge URL validation of check and enqueue.
+func TestValidateJudgeURL(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{
+		"http://127.0.0.2:8080/", "https://judge.example/", "http://judge.example:65535/azenv.php?x=1",
+		"http://[::1]:8080/", "https://[2001:db8::1]/", "http://h", "HTTP://h/",
+	} {
+		if err := ValidateJudgeURL(ok); err != nil {
+			t.Errorf("ValidateJudgeURL(%q) = %v", ok, err)
+		}
+	}
+	for bad, says := range map[string]string{
+		"":                    "required",
+		"ftp://x/":            "scheme",
+		"not a url":           "scheme",
+		"http://h:99999/":     "out of range",
+		"http://h:0/":         "out of range",
+		"javascript:alert(1)": "scheme",
+		"http:opaque":         "no host",
+		"http:///path":        "no host",
+		"//h:80/":             "scheme",
+		"http://u:s3cret@h/":  "credentials",
+		"http://h/#frag":      "fragment",
+		"http://h:8o/":        "port",
+		"http://[::1/":        "judge",
+	} {
+		err := ValidateJudgeURL(bad)
+		if err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("ValidateJudgeURL(%q) = %v, want an error saying %q", bad, err, says)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("ValidateJudgeURL(%q) shows the password: %v", bad, err)
+		}
 	}
 }

@@ -84,3 +84,57 @@ func TestResultWriter(t *testing.T) {
 		t.Error("format xml accepted")
 	}
 }
+
+func TestResultWriterExtra(t *testing.T) {
+	t.Parallel()
+	r := Result{Proxy: proxy.Proxy{Scheme: proxy.HTTP, Host: "1.2.3.4", Port: 80}, Class: Alive}
+	var b bytes.Buffer
+	w, err := NewResultWriter(&b, FormatJSONL, false, "sources", "country")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(r, []string{"a", "b"}, "DE"); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Flush()
+	if !strings.HasSuffix(strings.TrimSpace(b.String()), `,"sources":["a","b"],"country":"DE"}`) {
+		t.Errorf("jsonl with extras: %s", b.String())
+	}
+	b.Reset()
+	w, _ = NewResultWriter(&b, FormatCSV, false, "country")
+	_ = w.Write(r, "DE")
+	_ = w.Flush()
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if !strings.HasSuffix(lines[0], ",country") || !strings.HasSuffix(lines[1], ",DE") {
+		t.Errorf("csv with extras: %q", lines)
+	}
+}
+
+// TestWriteText: WriteText writes a line as given, refuses what is not one non-empty line (it
+// would break the one-proxy-per-line format) and a writer of another format.
+func TestWriteText(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	rw, err := NewResultWriter(&buf, FormatText, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rw.WriteText("socks5://u:p@10.0.0.1:1080"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "http://10.0.0.1:80\nhttp://10.0.0.2:80", "http://10.0.0.1:80\r"} {
+		if err := rw.WriteText(bad); err == nil {
+			t.Errorf("WriteText(%q) accepted", bad)
+		}
+	}
+	if err := rw.Flush(); err != nil || buf.String() != "socks5://u:p@10.0.0.1:1080\n" {
+		t.Errorf("wrote %q, %v", buf.String(), err)
+	}
+	js, err := NewResultWriter(&buf, FormatJSONL, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.WriteText("http://10.0.0.1:80"); err == nil {
+		t.Error("a jsonl writer wrote a text line")
+	}
+}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,46 +17,38 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/proxyline/proxyline/internal/backend"
 	"github.com/proxyline/proxyline/internal/check"
 	"github.com/proxyline/proxyline/internal/lab"
+	"github.com/proxyline/proxyline/internal/secret"
 	"github.com/proxyline/proxyline/proxy"
 )
 
 // checkOptions are the flags of proxyline check. The single-letter flags are mubeng's.
 type checkOptions struct {
-	File         string        // -f: proxy list, "-" for stdin
-	Output       string        // -o: results file, "" for stdout
-	Timeout      time.Duration // -t
-	Concurrency  int           // -c
-	Judge        string
-	JudgeCA      string
-	JudgeStatus  int
-	JudgeKeyword string
-	Format       string
-	All          bool
-	Lab          bool
-	Exec         string // external checker template (internal/check/external); "" = in-process
-	ExecPTY      bool
-	Chunk        int    // proxies per external checker run
-	Disable      string // supervision layers switched off
+	File        string        // -f: proxy list, "-" for stdin
+	Output      string        // -o: results file, "" for stdout
+	Timeout     time.Duration // -t
+	Concurrency int           // -c
+	Judge       check.JudgeConfig
+	Format      string
+	All         bool
+	Lab         bool
+	Exec        backend.Exec // --exec and its flags; zero: in-process
+	Chunk       int          // proxies per external checker run
 }
 
 func (o *checkOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.File, "f", "", "proxy list to check (text, jsonl or csv, detected); - reads stdin, which is never read otherwise")
 	fs.StringVar(&o.Output, "o", "", "write results to this file instead of stdout")
 	fs.DurationVar(&o.Timeout, "t", check.DefaultTimeout, "timeout of one whole check")
-	fs.IntVar(&o.Concurrency, "c", 100, "checks at a time")
-	fs.StringVar(&o.Judge, "judge", "", "judge URL, http or https (proxyline judge, or a third-party one with --judge-keyword)")
-	fs.StringVar(&o.JudgeCA, "judge-ca", "", "PEM file of CA certificates to verify an https judge (default: system roots)")
-	fs.IntVar(&o.JudgeStatus, "judge-status", 200, "HTTP status the judge must answer with")
-	fs.StringVar(&o.JudgeKeyword, "judge-keyword", "", "third-party judge: text the page must contain (proxyline's judge echoes a token instead)")
+	fs.IntVar(&o.Concurrency, "c", backend.DefaultConcurrency, "checks at a time")
+	o.Judge.Register(fs)
 	fs.StringVar(&o.Format, "format", check.FormatText, "output format: text (live proxy URLs, mubeng's), jsonl or csv (with class, error, exit_ip, anonymity, timings)")
 	fs.BoolVar(&o.All, "all", false, "also write dead proxies, with their class (jsonl and csv only)")
 	fs.BoolVar(&o.Lab, "lab", false, "check an in-process lab's proxies against its judge and print a correctness summary versus its truth (nothing to install)")
-	fs.StringVar(&o.Exec, "exec", "", "check with an external tool instead, run under supervision once per chunk, e.g. 'mubeng -f {in} --check -o {out} -t {timeout}' (placeholders: docs/check.md)")
-	fs.BoolVar(&o.ExecPTY, "exec-pty", false, "run the --exec tool on a pseudo-terminal, for tools that need one (no 'script' wrapper needed)")
-	fs.IntVar(&o.Chunk, "chunk", 1000, "proxies per --exec run")
-	fs.StringVar(&o.Disable, "disable-layers", "", "switch supervision layers of --exec off, comma-separated (process_group, pdeathsig, cgroup, pid_namespace, subreaper, cookie, all)")
+	o.Exec.Register(fs)
+	fs.IntVar(&o.Chunk, "chunk", backend.DefaultChunk, "proxies per --exec run")
 }
 
 // Validate reports the first bad flag, by name.
@@ -65,16 +56,14 @@ func (o *checkOptions) Validate() error {
 	switch {
 	case o.Lab && o.File != "":
 		return errors.New("-f and --lab exclude each other: --lab checks the lab's own proxies")
-	case o.Lab && o.Judge != "":
-		return errors.New("--judge and --lab exclude each other: --lab uses the lab's judge")
+	case o.Lab && (o.Judge.URL != "" || o.Judge.CAFile != ""):
+		return errors.New("--judge and --judge-ca exclude --lab: --lab uses the lab's judge and CA")
 	case !o.Lab && o.File == "":
 		return errors.New("-f FILE (or -f - for stdin) is required, or --lab")
-	case !o.Lab && o.Judge == "" && o.Exec == "":
+	case !o.Lab && o.Judge.URL == "" && o.Exec.Template == "":
 		return errors.New("--judge URL is required (run 'proxyline judge' for one of your own)")
 	case o.Chunk < 1:
 		return fmt.Errorf("--chunk %d: must be at least 1", o.Chunk)
-	case o.ExecPTY && o.Exec == "":
-		return errors.New("--exec-pty needs --exec")
 	case o.Timeout <= 0:
 		return fmt.Errorf("-t %v: must be positive", o.Timeout)
 	case o.Concurrency < 1:
@@ -83,10 +72,14 @@ func (o *checkOptions) Validate() error {
 		return fmt.Errorf("--format %q: want one of %s", o.Format, strings.Join(check.Formats(), ", "))
 	case o.All && o.Format == check.FormatText:
 		return errors.New("--all needs --format jsonl or csv: the text format lists live proxies only")
-	case o.JudgeStatus < 100 || o.JudgeStatus > 599:
-		return fmt.Errorf("--judge-status %d: not an HTTP status", o.JudgeStatus)
 	}
-	return nil
+	return errors.Join(o.Judge.Validate(), o.Exec.Validate())
+}
+
+// backendConfig is the checker backend the options choose.
+func (o *checkOptions) backendConfig(env *Env) backend.Config {
+	return backend.Config{Judge: o.Judge, Timeout: o.Timeout, Concurrency: o.Concurrency, Exec: o.Exec, Chunk: o.Chunk,
+		Name: "check", Log: env.Log}
 }
 
 func checkCommand() command {
@@ -109,125 +102,204 @@ func checkCommand() command {
 	}
 }
 
-// runCheck is the check command once its flags are valid.
-func runCheck(ctx context.Context, env *Env, o checkOptions) error {
-	var (
-		ps    []proxy.Proxy
-		roots *x509.CertPool
-		truth []lab.Truth
-	)
-	if o.Lab {
-		l, err := lab.Start(ctx, lab.Config{Log: env.Log})
-		if err != nil {
-			return fmt.Errorf("start lab: %w", err)
-		}
-		defer l.Stop()
-		ps, truth, roots, o.Judge = l.Candidates(), l.Truth(), l.CAPool(), l.JudgeURL()
-		env.Log.Info("lab started", "proxies", len(ps), "judge", o.Judge)
-	} else {
-		var err error
-		if ps, err = readCandidates(env, o.File); err != nil {
-			return err
-		}
-		if o.JudgeCA != "" {
-			if roots, err = readCAs(o.JudgeCA); err != nil {
-				return usageError("--judge-ca: %v", err)
-			}
-		}
-	}
-
-	checkAll, stopBackend, err := checkBackend(ctx, env, o, roots)
+// runCheck is the check command once its flags are valid: the proxies (a list, or the lab's),
+// the backend, the output, the checks, then the report and the outcome.
+//
+// Shutdown order, the reverse of the start: the backend (runs of an external tool still going get
+// their grace; a second signal cuts), then the lab (no check uses it any more). Their errors are
+// joined into the command's.
+func runCheck(ctx context.Context, env *Env, o checkOptions) (err error) {
+	in, err := checkInputOf(ctx, env, &o)
 	if err != nil {
 		return err
 	}
-	defer stopBackend()
-
-	out := env.Stdout
-	if o.Output != "" {
-		f, err := os.Create(o.Output)
-		if err != nil {
-			return fmt.Errorf("create output: %w", err)
-		}
-		defer f.Close() // closed explicitly below; this covers early returns
-		out = f
+	defer func() { err = errors.Join(err, in.stop()) }()
+	b, err := backend.Open(ctx, o.backendConfig(env))
+	if errors.Is(err, backend.ErrConfig) {
+		return usageError("%v", err)
+	} else if err != nil {
+		return err
 	}
+	defer func() {
+		sctx, cancel := stopContext(ctx, env)
+		defer cancel()
+		err = errors.Join(err, b.Stop(sctx))
+	}()
+	out, err := createOutput(env, o.Output)
+	if err != nil {
+		return err
+	}
+	defer out.close() // closed and checked below; this covers early returns
 	rw, err := check.NewResultWriter(out, o.Format, o.All)
 	if err != nil {
 		return usageError("%v", err)
 	}
+	start := time.Now()
+	run := newCheckRun(ctx, env, rw, len(in.proxies), in.truth != nil)
+	backendErr, err := run.checkAll(ctx, b, in.proxies)
+	if err != nil {
+		return err
+	}
+	if err := out.commit(); err != nil {
+		return err
+	}
+	return run.report(ctx, in, time.Since(start), lab.Conditions{Timeout: o.Timeout, LiveOnly: o.Exec.Template != ""}, backendErr)
+}
 
-	tty := isTerminal(env.Stderr)
-	var bar *progressbar.ProgressBar
-	if tty {
-		bar = progressbar.NewOptions(len(ps), progressbar.OptionSetWriter(env.Stderr),
+// checkInput is what check checks: the proxies of the list, or with --lab those of a lab it
+// starts (with the lab's judge and CA, and its truth to compare with).
+type checkInput struct {
+	proxies []proxy.Proxy
+	truth   []lab.Truth  // with --lab
+	stop    func() error // stops the lab
+}
+
+// checkInputOf reads the list, or starts the lab and points o's judge at it.
+func checkInputOf(ctx context.Context, env *Env, o *checkOptions) (checkInput, error) {
+	if !o.Lab {
+		ps, err := readCandidates(env, o.File)
+		return checkInput{proxies: ps, stop: func() error { return nil }}, err
+	}
+	l, err := lab.Start(ctx, lab.Config{Log: env.Log})
+	if err != nil {
+		return checkInput{}, fmt.Errorf("start lab: %w", err)
+	}
+	o.Judge.URL, o.Judge.CAPEM = l.JudgeURL(), string(l.CAPEM())
+	env.Log.Info("lab started", "proxies", len(l.Candidates()), "judge", o.Judge.URL)
+	// A lab has nothing to drain: it stops at once.
+	stop := func() error { return l.Stop(context.WithoutCancel(ctx)) }
+	return checkInput{proxies: l.Candidates(), truth: l.Truth(), stop: stop}, nil
+}
+
+// checkOutput is where results go: stdout, or the -o file.
+type checkOutput struct {
+	io.Writer
+	file *os.File // nil for stdout
+}
+
+func createOutput(env *Env, path string) (*checkOutput, error) {
+	if path == "" {
+		return &checkOutput{Writer: env.Stdout}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create output: %w", err)
+	}
+	return &checkOutput{Writer: f, file: f}, nil
+}
+
+// commit closes the output file, reporting what closing it says.
+func (c *checkOutput) commit() error {
+	if c.file == nil {
+		return nil
+	}
+	f := c.file
+	c.file = nil
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close output %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// close closes the output file if commit did not.
+func (c *checkOutput) close() {
+	if c.file != nil {
+		c.file.Close()
+	}
+}
+
+// checkRun is one run of the checks: it writes each result as it comes, counts them, draws the
+// progress bar on a terminal, and keeps the outcomes the lab's truth is compared with.
+type checkRun struct {
+	env       *Env
+	rw        *check.ResultWriter
+	bar       *progressbar.ProgressBar // nil unless stderr is a terminal
+	tty       bool
+	debug     bool
+	sum       *checkSummary
+	total     int
+	outcomes  []lab.Outcome // with --lab
+	keep      bool          // keep outcomes
+	writeErr  error
+	abandoned atomic.Bool // set when a second signal makes runCheck return without waiting
+}
+
+func newCheckRun(ctx context.Context, env *Env, rw *check.ResultWriter, total int, keep bool) *checkRun {
+	r := &checkRun{env: env, rw: rw, tty: isTerminal(env.Stderr), debug: env.Log.Enabled(ctx, slog.LevelDebug),
+		sum: newCheckSummary(), total: total, keep: keep}
+	if r.tty {
+		r.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(env.Stderr),
 			progressbar.OptionSetDescription("checking"), progressbar.OptionShowCount(),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
 			progressbar.OptionEnableColorCodes(true))
 	}
+	return r
+}
 
-	start := time.Now()
-	sum := newCheckSummary()
-	results := make(map[string]check.Result, len(truth))
-	var writeErr, backendErr error
-	var abandoned atomic.Bool // set when a second signal makes us return without waiting
-	debug := env.Log.Enabled(ctx, slog.LevelDebug)
+// checkAll checks ps with b until done, or until the second signal (env.Force), which returns
+// at once without waiting for checks in flight. backendErr is the backend's own failure (an
+// external run that failed), reported after the results; err stops the command.
+func (r *checkRun) checkAll(ctx context.Context, b *backend.Backend, ps []proxy.Proxy) (backendErr, err error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		backendErr = checkAll(ctx, ps, func(r check.Result) {
-			if abandoned.Load() {
-				return
-			}
-			sum.add(r)
-			if debug {
-				env.Log.Debug("checked", "proxy", r.Proxy.String(), "class", r.Class, "err", r.Err,
-					"exit_ip", r.ExitIP, "anonymity", r.Anonymity, "total", r.Total)
-			}
-			if truth != nil {
-				results[r.Proxy.Addr()] = r
-			}
-			if bar != nil {
-				_ = bar.Add(1) // a progress bar that cannot draw is no reason to stop
-			}
-			if r.Class == check.Canceled || writeErr != nil {
-				return
-			}
-			writeErr = rw.Write(r)
-		})
+		backendErr = b.CheckAll(ctx, ps, r.emit)
 	}()
 	select {
 	case <-done:
-	case <-env.Force:
-		abandoned.Store(true)
-		return errors.New("interrupted twice: exiting without waiting for checks in flight")
+	case <-r.env.Force:
+		r.abandoned.Store(true)
+		return nil, errors.New("interrupted twice: exiting without waiting for checks in flight")
 	}
-	if bar != nil {
-		_ = bar.Finish()
+	if r.bar != nil {
+		_ = r.bar.Finish()
 	}
-	if writeErr != nil {
-		return writeErr
+	if r.writeErr != nil {
+		return nil, r.writeErr
 	}
-	if err := rw.Flush(); err != nil {
-		return err
-	}
-	if f, ok := out.(*os.File); ok && o.Output != "" {
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("close output %s: %w", o.Output, err)
-		}
-	}
+	return backendErr, r.rw.Flush()
+}
 
-	fmt.Fprintln(env.Stderr, sum.line(len(ps), time.Since(start), tty))
-	if ctx.Err() != nil {
-		fmt.Fprintf(env.Stderr, "interrupted: %d of %d proxies not checked\n", len(ps)-sum.checked(), len(ps))
+// emit takes one result, from one goroutine at a time.
+func (r *checkRun) emit(res check.Result) {
+	if r.abandoned.Load() {
+		return
 	}
-	if truth != nil {
-		lv := compareTruth(truth, results, o.Timeout, o.Exec != "")
-		lv.write(env.Stderr)
+	r.sum.add(res)
+	if r.debug {
+		r.env.Log.Debug("checked", "proxy", res.Proxy.Redacted(), "class", res.Class, "err", res.Err,
+			"exit_ip", res.ExitIP, "anonymity", res.Anonymity, "total", res.Total)
+	}
+	if r.keep {
+		r.outcomes = append(r.outcomes, labOutcome(res))
+	}
+	if r.bar != nil {
+		_ = r.bar.Add(1) // a progress bar that cannot draw is no reason to stop
+	}
+	if res.Class == check.Canceled || r.writeErr != nil {
+		return
+	}
+	r.writeErr = r.rw.Write(res)
+}
+
+// report prints the summary (and with --lab the comparison with the truth) on stderr and
+// decides the outcome: the backend's failure, else exit 1 when no proxy is alive.
+func (r *checkRun) report(ctx context.Context, in checkInput, wall time.Duration, cond lab.Conditions, backendErr error) error {
+	stderr := r.env.Stderr
+	fmt.Fprintln(stderr, r.sum.line(r.total, wall, r.tty))
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "interrupted: %d of %d proxies not checked\n", r.total-r.sum.checked(), r.total)
+	}
+	if in.truth != nil {
+		// An external checker says only which proxies work: only that is compared (cond).
+		if err := lab.Compare(in.truth, r.outcomes, cond).Write(stderr); err != nil {
+			return err
+		}
 	}
 	if backendErr != nil {
 		return backendErr
 	}
-	if sum.byClass[check.Alive] == 0 {
+	if r.sum.byClass[check.Alive] == 0 {
 		return failure(errors.New("no live proxy"))
 	}
 	return nil
@@ -237,23 +309,14 @@ func runCheck(ctx context.Context, env *Env, o checkOptions) error {
 // usage error only when the input holds no valid proxy at all: one bad line must not cost the
 // user the check of every good one.
 func readCandidates(env *Env, file string) ([]proxy.Proxy, error) {
-	var (
-		ps    []proxy.Proxy
-		bad   []*proxy.LineError
-		err   error
-		input io.Reader
-	)
-	if file == "-" {
-		input = env.Stdin
-		if input == nil {
-			return nil, usageError("-f -: no stdin")
-		}
-		ps, bad, err = proxy.Read(input, "stdin", proxy.Auto)
-	} else {
-		ps, bad, err = proxy.ReadFile(file, proxy.Auto)
+	input, name, closeList, err := openList(env, file)
+	if err != nil {
+		return nil, err
 	}
+	defer closeList()
+	ps, bad, err := proxy.Read(input, name, proxy.Auto)
 	for _, e := range bad {
-		fmt.Fprintf(env.Stderr, "%v\n", e)
+		fmt.Fprintln(env.Stderr, secret.Redact(e.Error())) // the line number finds it; its password stays out
 	}
 	if err != nil {
 		return nil, err
@@ -268,19 +331,6 @@ func readCandidates(env *Env, file string) ([]proxy.Proxy, error) {
 		env.Log.Warn("skipped bad lines", "file", file, "bad", len(bad), "valid", len(ps))
 	}
 	return ps, nil
-}
-
-// readCAs reads a PEM file of CA certificates.
-func readCAs(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 // isTerminal reports whether w is a terminal (progress bars and colours only then).
@@ -359,59 +409,7 @@ func joinCounts[K ~string](m map[K]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// labVerdict compares results with the lab's truth.
-type labVerdict struct {
-	total, correct, falsePos, falseNeg, missing int
-	wrong                                       []string // one line per incorrect result
-}
-
-// compareTruth checks every result against what a correct checker reports. A slow proxy is
-// expected to time out when the timeout does not exceed its delay. With liveOnly (an external
-// checker, which says only which proxies work) just alive versus not alive is compared.
-func compareTruth(truth []lab.Truth, results map[string]check.Result, timeout time.Duration, liveOnly bool) labVerdict {
-	var v labVerdict
-	for _, t := range truth {
-		v.total++
-		r, ok := results[t.Proxy.Addr()]
-		if !ok || r.Class == check.Canceled {
-			v.missing++
-			continue
-		}
-		wantAlive, wantClass := t.Alive, t.Class
-		if t.Delay > 0 && timeout <= t.Delay {
-			wantAlive, wantClass = false, lab.ClassTimeout
-		}
-		var why string
-		switch {
-		case r.OK() && !wantAlive:
-			v.falsePos++
-			why = "false positive"
-		case !r.OK() && wantAlive:
-			v.falseNeg++
-			why = "false negative"
-		case liveOnly:
-		case string(r.Class) != wantClass:
-			why = fmt.Sprintf("class %s, want %s", r.Class, wantClass)
-		case r.OK() && string(r.Anonymity) != t.Anonymity:
-			why = fmt.Sprintf("anonymity %s, want %s", r.Anonymity, t.Anonymity)
-		case r.OK() && r.ExitIP != t.ExitIP:
-			why = fmt.Sprintf("exit IP %s, want %s", r.ExitIP, t.ExitIP)
-		case r.OK() && r.Proxy.Scheme != t.Scheme:
-			why = fmt.Sprintf("scheme %s, want %s", r.Proxy.Scheme, t.Scheme)
-		}
-		if why == "" {
-			v.correct++
-			continue
-		}
-		v.wrong = append(v.wrong, fmt.Sprintf("  %s (%s): %s; got %s %q", t.Proxy, t.Kind, why, r.Class, r.Err))
-	}
-	return v
-}
-
-func (v labVerdict) write(w io.Writer) {
-	fmt.Fprintf(w, "lab: %d proxies, %d correct, %d false positives, %d false negatives, %d other errors, %d not checked\n",
-		v.total, v.correct, v.falsePos, v.falseNeg, len(v.wrong)-v.falsePos-v.falseNeg, v.missing)
-	for _, s := range v.wrong {
-		fmt.Fprintln(w, s)
-	}
+// labOutcome is a result as the lab's truth is compared with it.
+func labOutcome(r check.Result) lab.Outcome {
+	return lab.Outcome{Proxy: r.Proxy, Class: string(r.Class), Err: r.Err, ExitIP: r.ExitIP, Anonymity: string(r.Anonymity)}
 }

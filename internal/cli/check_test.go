@@ -37,7 +37,11 @@ func startCheckLab(t *testing.T, cfg lab.Config) (*lab.Lab, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.Stop)
+	t.Cleanup(func() {
+		if err := l.Stop(context.Background()); err != nil {
+			t.Errorf("stop lab: %v", err)
+		}
+	})
 	return l, cfg.Dir
 }
 
@@ -64,13 +68,12 @@ func TestCheckCommandLab(t *testing.T) {
 		Transparent: n, Anonymous: n, Refused: n, Blackhole: n, Slow: n, Liar: n, Alter: n, Bare: 2 * n,
 		SlowDelay: time.Second,
 	})
-	all := map[string]lab.Truth{}
-	slow := map[string]lab.Truth{}
+	all := l.Truth()
+	var slow []lab.Truth
 	var slowList strings.Builder
-	for _, tr := range l.Truth() {
-		all[tr.Proxy.Addr()] = tr
+	for _, tr := range all {
 		if tr.Kind == lab.KindSlow {
-			slow[tr.Proxy.Addr()] = tr
+			slow = append(slow, tr)
 			slowList.WriteString(tr.Proxy.String() + "\n")
 		}
 	}
@@ -79,7 +82,7 @@ func TestCheckCommandLab(t *testing.T) {
 	tests := []struct {
 		name    string
 		file    string
-		truth   map[string]lab.Truth
+		truth   []lab.Truth
 		timeout time.Duration
 	}{
 		{"all kinds", filepath.Join(dir, "candidates.txt"), all, 4 * time.Second},
@@ -111,36 +114,17 @@ func TestCheckCommandLab(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			if len(lines) != len(truth) {
-				t.Fatalf("%d result lines for %d candidates", len(lines), len(truth))
+			outcomes, err := lab.ReadOutcomes(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, line := range lines {
+			requireTruth(t, lab.Compare(truth, outcomes, lab.Conditions{Timeout: timeout}))
+			for line := range strings.Lines(string(b)) {
 				var r jsonResult
 				if err := json.Unmarshal([]byte(line), &r); err != nil {
 					t.Fatalf("bad JSON line %q: %v", line, err)
 				}
-				p, err := proxy.Parse(r.Proxy)
-				if err != nil {
-					t.Fatalf("result proxy %q: %v", r.Proxy, err)
-				}
-				tr := truth[p.Addr()]
-				wantClass, wantAlive := tr.Class, tr.Alive
-				if tr.Delay > 0 && timeout <= tr.Delay {
-					wantClass, wantAlive = lab.ClassTimeout, false
-				}
-				if r.Class != wantClass || (r.Class == "alive") != wantAlive {
-					t.Errorf("%s (%s): class %s (%s), want %s", r.Proxy, tr.Kind, r.Class, r.Error, wantClass)
-					continue
-				}
-				if !wantAlive {
-					continue
-				}
-				if r.Anonymity != tr.Anonymity || r.ExitIP != tr.ExitIP || p.Scheme != tr.Scheme {
-					t.Errorf("%s (%s): %s %s %s, want %s %s %s", r.Proxy, tr.Kind, p.Scheme, r.Anonymity, r.ExitIP,
-						tr.Scheme, tr.Anonymity, tr.ExitIP)
-				}
-				if r.TotalMS <= 0 || r.ConnectMS <= 0 || r.ConnectMS > r.TotalMS {
+				if r.Class == "alive" && (r.TotalMS <= 0 || r.ConnectMS <= 0 || r.ConnectMS > r.TotalMS) {
 					t.Errorf("%s: timings connect %v total %v", r.Proxy, r.ConnectMS, r.TotalMS)
 				}
 			}
@@ -148,10 +132,23 @@ func TestCheckCommandLab(t *testing.T) {
 	}
 }
 
+// requireTruth fails the test, listing every miss, unless the score is perfect.
+func requireTruth(t *testing.T, s lab.Score) {
+	t.Helper()
+	if s.OK() {
+		return
+	}
+	var b strings.Builder
+	_ = s.Write(&b)
+	t.Errorf("results differ from the lab's truth:\n%s", b.String())
+}
+
 // TestCheckCommandLabFlag runs the README's "nothing to install" command.
 func TestCheckCommandLabFlag(t *testing.T) {
 	t.Parallel()
-	code, stdout, stderr := runCheckCmd(t, context.Background(), "", "--lab", "-t", "3s")
+	// -t 15s: at load 40 under -race live proxies' checks took more than 3 s and counted as
+	// timeouts (41 false negatives); a longer -t costs only the blackholes' wait, in parallel.
+	code, stdout, stderr := runCheckCmd(t, context.Background(), "", "--lab", "-t", "15s")
 	if code != ExitOK {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
@@ -221,7 +218,7 @@ func TestCheckCommandInput(t *testing.T) {
 		{name: "all with text", args: []string{"-f", mixed, "--judge", judge, "--all"}, wantCode: ExitUsage, wantErr: []string{"--all needs"}},
 		{name: "bad format", args: []string{"-f", mixed, "--judge", judge, "--format", "xml"}, wantCode: ExitUsage},
 		{name: "bad concurrency", args: []string{"-f", mixed, "--judge", judge, "-c", "0"}, wantCode: ExitUsage},
-		{name: "missing file", args: []string{"-f", filepath.Join(dir, "nope.txt"), "--judge", judge}, wantCode: ExitError},
+		{name: "missing file", args: []string{"-f", filepath.Join(dir, "nope.txt"), "--judge", judge}, wantCode: ExitUsage, wantErr: []string{"does not exist"}},
 		{name: "help", args: []string{"--help"}, wantCode: ExitOK, wantErr: []string{"-judge-keyword", "Exit status"}},
 	}
 	for _, tt := range tests {

@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"github.com/proxyline/proxyline/internal/cmdline"
+	"github.com/proxyline/proxyline/internal/secret"
 	"github.com/proxyline/proxyline/internal/signals"
 )
 
@@ -48,16 +49,28 @@ func program() *cmdline.Program {
 			"with a PROXYLINE_* environment variable: --max-conns is PROXYLINE_MAX_CONNS. Exit codes:\n" +
 			"0 success, 1 a negative outcome, 2 bad flags or input, 3 a runtime error.",
 		EnvPrefix: "PROXYLINE_",
-		Commands: []command{
-			checkCommand(), demoCommand(), labCommand(), judgeCommand(), cleanupCommand(),
-			enqueueCommand(), workerCommand(), statusCommand(), exportCommand(), uiCommand(),
-		},
+		Commands: redactErrors([]command{
+			checkCommand(), demoCommand(), labCommand(), scrapeCommand(), judgeCommand(), cleanupCommand(),
+			enqueueCommand(), workerCommand(), statusCommand(), exportCommand(), uiCommand(), serveCommand(), runCommand(),
+		}),
 		UsageCode: ExitUsage,
 		ErrorCode: ExitError,
 		NewLog: func(env *Env) *slog.Logger {
 			return newLogger(env.Stderr, env.Getenv("PROXYLINE_LOG_FORMAT"), env.Getenv("PROXYLINE_LOG_LEVEL"))
 		},
 	}
+}
+
+// redactErrors makes every command's error pass through secret.Error, so that a password in a
+// database URL or a proxy never reaches the "proxyline <command>: <error>" line.
+func redactErrors(cs []command) []command {
+	for i := range cs {
+		run := cs[i].Run
+		cs[i].Run = func(ctx context.Context, env *Env, args []string) error {
+			return secret.Error(run(ctx, env, args))
+		}
+	}
+	return cs
 }
 
 // Main is the whole program: it installs the signal handling (the first SIGINT/SIGTERM cancels the
@@ -109,7 +122,9 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	if err := lv.UnmarshalText([]byte(level)); err != nil || level == "" {
 		lv = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	// Every record passes through secret.ReplaceAttr: a password that reaches a log by any path
+	// (an error from a library, a URL in a message) is masked.
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: secret.ReplaceAttr}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

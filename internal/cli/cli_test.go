@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/proxyline/proxyline/internal/cmdline"
 	"github.com/proxyline/proxyline/internal/supervise"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
 // asMainEnv makes the test binary run as proxyline itself (see TestMain).
@@ -28,7 +27,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asMainEnv) == "1" {
 		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	goleak.VerifyTestMain(m)
+	// The supervisors of check --exec and worker make this process a subreaper (see testkit.Subreaper).
+	testkit.Main(m, testkit.Subreaper())
 }
 
 // TestParseFlagsEnv checks the PROXYLINE_* environment mechanism every subcommand relies on: a
@@ -121,6 +121,10 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), "Usage: proxyline "+c.Name) {
 			t.Errorf("%s --help printed %q, want a usage line", c.Name, stderr.String())
+		}
+		// A sentinel for "the config's value" must not read as a real default.
+		if strings.Contains(stderr.String(), "(default -1)") {
+			t.Errorf("%s --help shows a sentinel as a default:\n%s", c.Name, stderr.String())
 		}
 	}
 }

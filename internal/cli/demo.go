@@ -3,21 +3,18 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
+	"sync"
 	"time"
 
-	"github.com/proxyline/proxyline/internal/check"
 	"github.com/proxyline/proxyline/internal/lab"
-	"github.com/proxyline/proxyline/proxy"
+	"github.com/proxyline/proxyline/internal/supervise"
 )
 
 // demoOptions are the flags of proxyline demo.
@@ -74,156 +71,223 @@ func demoCommand() command {
 	}
 }
 
-// runDemo is the demo once its flags are valid. Its shutdown order: workers (SIGTERM, they drain),
-// then the lab; the database is kept for the user to inspect.
-func runDemo(ctx context.Context, env *Env, o demoOptions) error {
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find own executable for the worker processes: %w", err)
+// The demo's workers get demoWorkerGrace (their --grace) to finish running jobs after SIGTERM,
+// and demoStopMargin more to hand the rest back and exit, before the supervisor kills them.
+const (
+	demoWorkerGrace = 10 * time.Second
+	demoStopMargin  = 5 * time.Second
+)
+
+// demo is one run of the demo: its directory, database and lab.
+type demo struct {
+	env    *Env
+	o      demoOptions
+	dir    string // the database and the lab's files
+	db     string
+	labDir string
+	lab    *lab.Lab
+}
+
+// runDemo is the demo once its flags are valid: the lab, the jobs, the workers until the queue
+// is drained, then the pool compared with the lab's truth. Its shutdown order: workers (SIGTERM,
+// they drain), then the lab; the database is kept for the user to inspect. Their stop errors are
+// joined into the demo's.
+func runDemo(ctx context.Context, env *Env, o demoOptions) (err error) {
+	d := &demo{env: env, o: o}
+	if err := d.start(ctx); err != nil {
+		return err
 	}
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "proxyline-demo-"); err != nil {
+	defer func() { // a lab has nothing to drain: it stops at once
+		err = errors.Join(err, d.lab.Stop(context.WithoutCancel(ctx)))
+	}()
+	if err := d.sub(ctx, io.Discard, "enqueue", "--database", d.db, "--chunk", strconv.Itoa(o.Chunk), "--judge", d.lab.JudgeURL(),
+		"--judge-ca", filepath.Join(d.labDir, "ca.pem"), "-t", o.Timeout.String(), filepath.Join(d.labDir, "candidates.txt")); err != nil {
+		return err
+	}
+	w, err := startDemoWorkers(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := w.stop(); !errors.Is(err, serr) { // once: the stop below may have returned it
+			err = errors.Join(err, serr)
+		}
+	}()
+	if err := d.drain(ctx, w); err != nil {
+		return err
+	}
+	if err := w.stop(); err != nil {
+		return err
+	}
+	return d.report(ctx)
+}
+
+// start makes the directory and starts the lab, writing its files there.
+func (d *demo) start(ctx context.Context) error {
+	d.dir = d.o.Dir
+	var err error
+	if d.dir == "" {
+		if d.dir, err = os.MkdirTemp("", "proxyline-demo-"); err != nil {
 			return fmt.Errorf("make demo directory: %w", err)
 		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	} else if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return fmt.Errorf("make demo directory: %w", err)
 	}
-	db := filepath.Join(dir, "proxyline.db")
-	labDir := filepath.Join(dir, "lab")
-
-	n := o.Per
-	l, err := lab.Start(ctx, lab.Config{
+	d.db, d.labDir = filepath.Join(d.dir, "proxyline.db"), filepath.Join(d.dir, "lab")
+	n := d.o.Per
+	d.lab, err = lab.Start(ctx, lab.Config{
 		HTTP: n, HTTPAuth: n, SOCKS4: n, SOCKS4A: n, SOCKS5: n, SOCKS5Auth: n, Transparent: n, Anonymous: n,
-		Refused: n, Blackhole: n, Liar: n, Alter: n, Bare: n, Dir: labDir, Log: env.Log,
+		Refused: n, Blackhole: n, Liar: n, Alter: n, Bare: n, Dir: d.labDir, Log: d.env.Log,
 	})
 	if err != nil {
 		return fmt.Errorf("start lab: %w", err)
 	}
-	defer l.Stop()
-	env.Log.Info("demo: lab started", "proxies", len(l.Candidates()), "judge", l.JudgeURL(), "dir", dir)
+	d.env.Log.Info("demo: lab started", "proxies", len(d.lab.Candidates()), "judge", d.lab.JudgeURL(), "dir", d.dir)
+	return nil
+}
 
-	// The same commands a user would type, run in-process: enqueue, then status and export at the end.
-	sub := func(stdout io.Writer, args ...string) error {
-		e := *env
-		e.Stdout = stdout
-		if code := run(ctx, &e, args); code != ExitOK {
-			return fmt.Errorf("proxyline %s: exit %d", args[0], code)
-		}
-		return nil
+// sub runs a command as a user would type it, in-process, with its stdout to stdout.
+func (d *demo) sub(ctx context.Context, stdout io.Writer, args ...string) error {
+	e := *d.env
+	e.Stdout = stdout
+	if code := run(ctx, &e, args); code != ExitOK {
+		return fmt.Errorf("proxyline %s: exit %d", args[0], code)
 	}
-	if err := sub(io.Discard, "enqueue", "--database", db, "--chunk", strconv.Itoa(o.Chunk), "--judge", l.JudgeURL(),
-		"--judge-ca", filepath.Join(labDir, "ca.pem"), "-t", o.Timeout.String(), filepath.Join(labDir, "candidates.txt")); err != nil {
-		return err
-	}
+	return nil
+}
 
-	workers := make([]*exec.Cmd, 0, o.Workers)
-	defer func() { stopWorkers(env, workers) }()
-	for i := range o.Workers {
-		cmd := exec.Command(self, "worker", "--database", db, "--concurrency", "4", "--parallel", "50")
-		cmd.Env = append(os.Environ(), "PROXYLINE_LOG_LEVEL=warn")
-		cmd.Stdout, cmd.Stderr = env.Stderr, env.Stderr
-		// Own process group, and killed by the kernel if this process dies: the demo's workers
-		// cannot outlive it.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start worker %d: %w", i+1, err)
-		}
-		workers = append(workers, cmd)
-	}
-	env.Log.Info("demo: workers started", "workers", o.Workers, "database", db)
-
+// drain waits until the queue is drained (status --wait), or a worker ends before that.
+func (d *demo) drain(ctx context.Context, w *demoWorkers) error {
 	start := time.Now()
-	if err := sub(io.Discard, "status", "--database", db, "--wait", o.Wait.String()); err != nil {
-		return fmt.Errorf("the queue did not drain in %v: %w", o.Wait, err)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-w.exited:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err := d.sub(wctx, io.Discard, "status", "--database", d.db, "--wait", d.o.Wait.String())
+	select {
+	case <-w.exited:
+		return errors.Join(errors.New("a worker ended before the queue was drained"), w.stop())
+	default:
 	}
-	env.Log.Info("demo: queue drained", "took", time.Since(start).Round(time.Millisecond))
-	if err := stopWorkers(env, workers); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("the queue did not drain in %v: %w", d.o.Wait, err)
 	}
-	workers = nil
+	d.env.Log.Info("demo: queue drained", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
 
-	if err := sub(env.Stdout, "export", "--database", db); err != nil {
+// report prints the live proxies (stdout), the status and the pool compared with the lab's
+// truth (stderr), and fails unless the pool is exactly the truth.
+func (d *demo) report(ctx context.Context) error {
+	if err := d.sub(ctx, d.env.Stdout, "export", "--database", d.db); err != nil {
 		return err
 	}
 	var status, pool bytes.Buffer
-	if err := sub(&status, "status", "--database", db); err != nil {
+	if err := d.sub(ctx, &status, "status", "--database", d.db); err != nil {
 		return err
 	}
-	if err := sub(&pool, "export", "--database", db, "--format", "jsonl", "--all"); err != nil {
+	if err := d.sub(ctx, &pool, "export", "--database", d.db, "--format", "jsonl", "--all"); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "\n%s\n", bytes.TrimSpace(status.Bytes()))
-	v, err := demoVerdict(l.Truth(), pool.Bytes())
+	fmt.Fprintf(d.env.Stderr, "\n%s\n\n", bytes.TrimSpace(status.Bytes()))
+	outcomes, err := lab.ReadOutcomes(&pool)
 	if err != nil {
+		return fmt.Errorf("pool export: %w", err)
+	}
+	// The workers' in-process checker reports class, exit IP and anonymity: all are compared.
+	score := lab.Compare(d.lab.Truth(), outcomes, lab.Conditions{Timeout: d.o.Timeout})
+	if err := score.Write(d.env.Stderr); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stderr, "\nlab truth: %d proxies, %d in the pool; %d live found live, %d false positives, %d false negatives\n",
-		v.total, v.pooled, v.truePos, v.falsePos, v.falseNeg)
-	fmt.Fprintf(env.Stderr, "the database is kept: proxyline status --database %s   (or: proxyline ui --database %s)\n", db, db)
-	if v.falsePos > 0 || v.falseNeg > 0 || v.pooled != v.total {
+	fmt.Fprintf(d.env.Stderr, "the database is kept: proxyline status --database %s   (or: proxyline ui --database %s)\n", d.db, d.db)
+	if !score.OK() {
 		return failure(errors.New("the pool does not match the lab's truth"))
 	}
 	return nil
 }
 
-// stopWorkers stops the worker processes the way a user or systemd would: SIGTERM (they drain and
-// exit 0), then SIGKILL of the group if one has not exited in time.
-func stopWorkers(env *Env, workers []*exec.Cmd) error {
-	var errs []error
-	for _, w := range workers {
-		_ = w.Process.Signal(syscall.SIGTERM)
-	}
-	for i, w := range workers {
-		done := make(chan error, 1)
-		go func() { done <- w.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("worker %d (pid %d): %w", i+1, w.Process.Pid, err))
-			}
-		case <-time.After(15 * time.Second):
-			env.Log.Warn("demo: worker did not drain in time; killing its process group", "pid", w.Process.Pid)
-			if w.Process.Pid > 1 {
-				_ = syscall.Kill(-w.Process.Pid, syscall.SIGKILL)
-			}
-			<-done
-			errs = append(errs, fmt.Errorf("worker %d (pid %d) killed after 15s", i+1, w.Process.Pid))
-		}
-	}
-	return errors.Join(errs...)
+// demoWorkers are the demo's worker processes, each a task of the demo's supervisor: SIGTERM
+// (and SIGCONT) to stop, SIGKILL after the grace, nothing left behind, and killed by the kernel
+// if the demo dies (parent-death signal).
+type demoWorkers struct {
+	env       *Env
+	sup       *supervise.Supervisor
+	term      context.CancelFunc // ends every worker's task: SIGTERM, then SIGKILL after the grace
+	ends      chan demoEnd       // one per worker
+	exited    chan struct{}      // closed when the first worker ends
+	firstExit sync.Once
+	stopOnce  sync.Once
+	stopErr   error
 }
 
-// demoCounts compares the pool with the lab's truth.
-type demoCounts struct{ total, pooled, truePos, falsePos, falseNeg int }
+// demoEnd is how one worker's task ended.
+type demoEnd struct {
+	n   int
+	res supervise.Result
+	err error
+}
 
-// demoVerdict reads the pool (export --all, JSON lines) and counts it against the truth.
-func demoVerdict(truth []lab.Truth, pool []byte) (demoCounts, error) {
-	alive := map[string]bool{}
-	pooled := 0
-	for i, line := range bytes.Split(bytes.TrimSpace(pool), []byte("\n")) {
-		var r struct{ Proxy, Class string }
-		if err := json.Unmarshal(line, &r); err != nil {
-			return demoCounts{}, fmt.Errorf("pool export line %d: %w", i+1, err)
-		}
-		p, err := proxy.Parse(r.Proxy)
-		if err != nil {
-			return demoCounts{}, fmt.Errorf("pool export line %d: %w", i+1, err)
-		}
-		pooled++
-		alive[p.Addr()] = r.Class == string(check.Alive)
+// startDemoWorkers starts the demo's supervisor and its worker processes. Two layers are off,
+// because a worker is a supervisor itself. The PID namespace: a worker knows itself, and the
+// workers beside it, by (host, pid, start time) read from /proc (queue.Identity); in a namespace
+// of its own every worker would be pid 2 there, and take its neighbours for dead. The cgroup: a
+// worker makes its own cgroups below the one it runs in, so its task cgroup could not be removed
+// when it ends (the supervisor's Stop would, with a warning). What is left (process group,
+// parent-death signal, subreaper, cookie) is what the demo needs: the workers cannot outlive it.
+func startDemoWorkers(ctx context.Context, d *demo) (*demoWorkers, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable for the worker processes: %w", err)
 	}
-	v := demoCounts{total: len(truth), pooled: pooled}
-	for _, t := range truth {
-		got := alive[t.Proxy.Addr()]
-		switch {
-		case got && t.Alive:
-			v.truePos++
-		case got && !t.Alive:
-			v.falsePos++
-		case !got && t.Alive:
-			v.falseNeg++
-		}
+	sup, err := supervise.New(supervise.Config{Name: "demo", Disable: supervise.Layers{PIDNamespace: true, Cgroup: true},
+		Grace: demoWorkerGrace + demoStopMargin, Log: d.env.Log})
+	if err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
 	}
-	return v, nil
+	if err := sup.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start supervisor: %w", err)
+	}
+	tctx, term := context.WithCancel(ctx)
+	w := &demoWorkers{env: d.env, sup: sup, term: term, ends: make(chan demoEnd, d.o.Workers), exited: make(chan struct{})}
+	spec := supervise.Spec{Path: self, Args: []string{"worker", "--database", d.db, "--concurrency", "4", "--parallel", "50",
+		"--grace", demoWorkerGrace.String()}, Env: append(os.Environ(), "PROXYLINE_LOG_LEVEL=warn"),
+		Stdout: d.env.Stderr, Stderr: d.env.Stderr}
+	for i := range d.o.Workers {
+		spec := spec
+		spec.Started = func(pid int) { d.env.Log.Info("demo: worker started", "worker", i+1, "pid", pid, "database", d.db) }
+		go func() {
+			res, err := sup.Run(tctx, spec)
+			w.ends <- demoEnd{n: i + 1, res: res, err: err}
+			w.firstExit.Do(func() { close(w.exited) })
+		}()
+	}
+	return w, nil
+}
+
+// stop stops the workers the way a user or systemd would: SIGTERM, they drain and exit 0;
+// SIGKILL after the grace. It reports each worker that did not end cleanly. Idempotent.
+func (w *demoWorkers) stop() error {
+	w.stopOnce.Do(func() {
+		w.term()
+		var errs []error
+		for range cap(w.ends) {
+			e := <-w.ends
+			switch {
+			case e.res.Signaled:
+				errs = append(errs, fmt.Errorf("worker %d: killed by %s", e.n, e.res.Signal))
+			case e.res.ExitCode != 0:
+				errs = append(errs, fmt.Errorf("worker %d: exit status %d", e.n, e.res.ExitCode))
+			case e.err != nil && !errors.Is(e.err, context.Canceled):
+				errs = append(errs, fmt.Errorf("worker %d: %w", e.n, e.err))
+			}
+		}
+		errs = append(errs, w.sup.Stop(context.Background()))
+		w.stopErr = errors.Join(errs...)
+	})
+	return w.stopErr
 }

@@ -5,10 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/proxyline/proxyline/internal/proctab"
+	"github.com/proxyline/proxyline/internal/supervise"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
 // TestDemo runs the README's first command, small: lab, SQLite queue, two real worker
@@ -18,11 +22,14 @@ func TestDemo(t *testing.T) {
 	t.Setenv(asMainEnv, "1")
 	dir := t.TempDir()
 	var stdout bytes.Buffer
-	var stderr lockedBuffer // the workers' stderr is copied into it while the demo logs
+	var stderr testkit.Buffer // the workers' stderr is copied into it while the demo logs
 	env := &Env{Stdout: &stdout, Stderr: &stderr}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// -t 15s: a live proxy's check took more than 1 s at load 40 under -race and counted as a
+	// timeout (a false negative); a longer -t costs only the blackholes' wait, in parallel.
+	// The context bounds a hang, not the speed.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	code := run(ctx, env, []string{"demo", "--dir", dir, "--per-kind", "2", "-t", "1s", "--chunk", "4"})
+	code := run(ctx, env, []string{"demo", "--dir", dir, "--per-kind", "2", "-t", "15s", "--chunk", "4"})
 	if code != ExitOK {
 		t.Fatalf("demo exit %d\nstderr:\n%s", code, stderr.String())
 	}
@@ -39,22 +46,38 @@ func TestDemo(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "proxyline.db")); err != nil {
 		t.Errorf("database not kept: %v", err)
 	}
+	if n := strings.Count(stderr.String(), "demo: worker started"); n != 2 {
+		t.Errorf("%d workers started, want 2:\n%s", n, stderr.String())
+	}
+	if left := demoTasksAlive(t); len(left) > 0 {
+		t.Errorf("worker processes left after the demo: %v", left)
+	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers, as os.Stderr is.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// demoTasksAlive lists the live processes carrying a task cookie of this process's "demo"
+// supervisor: the demo's workers, which must all be gone when it returns.
+func demoTasksAlive(t *testing.T) []string {
+	t.Helper()
+	ns, err := proctab.OwnPIDNamespace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := []byte(supervise.CookieEnv + "=" + strconv.FormatUint(ns, 10) + ":" + strconv.Itoa(os.Getpid()) + ":")
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range entries {
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue // not a process, or gone
+		}
+		for kv := range bytes.SplitSeq(env, []byte{0}) {
+			if bytes.HasPrefix(kv, prefix) && bytes.Contains(kv, []byte(":demo-")) {
+				left = append(left, e.Name()+" "+string(kv))
+			}
+		}
+	}
+	return left
 }

@@ -5,59 +5,23 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 	"time"
 
+	"github.com/proxyline/proxyline/internal/backend"
+	"github.com/proxyline/proxyline/internal/check"
 	"github.com/proxyline/proxyline/internal/queue"
+	"github.com/proxyline/proxyline/internal/secret"
 	"github.com/proxyline/proxyline/proxy"
 )
 
-// jobCheckFlags are the check settings a check job carries (see queue.CheckOptions).
-type jobCheckFlags struct {
-	judge        string
-	timeout      time.Duration
-	judgeCA      string
-	judgeStatus  int
-	judgeKeyword string
-}
-
-func (f *jobCheckFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.judge, "judge", "", "judge URL the workers check through each proxy (required)")
-	fs.DurationVar(&f.timeout, "t", 0, "timeout of one whole check (default: the worker's -t, else 10s)")
-	fs.StringVar(&f.judgeCA, "judge-ca", "", "PEM file of a CA for an HTTPS judge; its content travels in the job")
-	fs.IntVar(&f.judgeStatus, "judge-status", 0, "HTTP status the judge must answer with (default 200)")
-	fs.StringVar(&f.judgeKeyword, "judge-keyword", "", "text the judge's page must contain (third-party judges)")
-}
-
-// options reads the CA file (so workers on other machines need not have it) and builds the job's
-// options.
-func (f *jobCheckFlags) options() (queue.CheckOptions, error) {
-	o := queue.CheckOptions{Judge: f.judge, Timeout: f.timeout, ExpectStatus: f.judgeStatus, ExpectKeyword: f.judgeKeyword}
-	if f.judgeCA != "" {
-		b, err := os.ReadFile(f.judgeCA)
-		if err != nil {
-			return o, usageError("--judge-ca: %v", err)
-		}
-		if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
-			return o, usageError("--judge-ca %s: no PEM certificate in the file", f.judgeCA)
-		}
-		o.JudgeCAPEM = string(b)
-	}
-	if err := o.Validate(); err != nil {
-		return o, usageError("%v", err)
-	}
-	return o, nil
-}
-
 // enqueueOptions are the flags of proxyline enqueue.
 type enqueueOptions struct {
-	database string
-	chunk    int
-	format   string
-	check    jobCheckFlags
-	file     string
+	db      queue.DatabaseFlag // --database
+	chunk   int
+	format  string
+	judge   check.JudgeConfig // its CA's certificates travel in the jobs
+	timeout time.Duration
+	file    string
 }
 
 // Validate checks the flags.
@@ -69,14 +33,21 @@ func (o *enqueueOptions) Validate() error {
 	if _, err := proxy.ParseFormat(o.format); err != nil {
 		errs = append(errs, fmt.Errorf("--format: %w", err))
 	}
-	if o.check.judge == "" {
+	if o.judge.URL == "" {
 		errs = append(errs, errors.New("--judge is required"))
+	}
+	// The same validation as check's: a job must never carry a judge no worker can use.
+	if err := o.judge.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.timeout < 0 {
+		errs = append(errs, fmt.Errorf("-t %s: must not be negative", o.timeout))
 	}
 	if o.file == "" {
 		errs = append(errs, errors.New("a proxy list FILE is required ('-' for stdin)"))
 	}
-	if err := (queue.Config{Database: o.database}).Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("--database: %w", err))
+	if err := o.db.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return usageError("%w", errors.Join(errs...))
@@ -84,67 +55,52 @@ func (o *enqueueOptions) Validate() error {
 	return nil
 }
 
+func (o *enqueueOptions) flags(fs *flag.FlagSet) {
+	o.db.Register(fs)
+	fs.IntVar(&o.chunk, "chunk", queue.DefaultChunk, "proxies per job")
+	fs.StringVar(&o.format, "format", "auto", "list format: auto, text, jsonl or csv")
+	o.judge.Register(fs)
+	fs.DurationVar(&o.timeout, "t", 0, "timeout of one whole check (default: the worker's -t, else 10s)")
+}
+
 func enqueueCommand() command {
 	return command{
 		Name:    "enqueue",
 		Summary: "put a proxy list on the queue as check jobs, all or nothing",
-		Run:     runEnqueue,
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			o := &enqueueOptions{}
+			fs := newFlagSet("enqueue", "[flags] FILE",
+				"Reads the proxy list FILE ('-' for stdin) and inserts one check job per chunk, in one\n"+
+					"transaction: a list with a bad line enqueues nothing and names every bad line (file:line).\n"+
+					"Prints the number of jobs and proxies enqueued.")
+			o.flags(fs)
+			if err := parseFlags(fs, env, args); err != nil {
+				return err
+			}
+			if fs.NArg() > 1 {
+				return usageError("one FILE, got %d arguments", fs.NArg())
+			}
+			o.file = fs.Arg(0)
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return runEnqueue(ctx, env, o)
+		},
 	}
 }
 
-func runEnqueue(ctx context.Context, env *Env, args []string) error {
-	o := &enqueueOptions{}
-	fs := newFlagSet("enqueue", "[flags] FILE",
-		"Reads the proxy list FILE ('-' for stdin) and inserts one check job per chunk, in one\n"+
-			"transaction: a list with a bad line enqueues nothing and names every bad line (file:line).\n"+
-			"Prints the number of jobs and proxies enqueued.")
-	databaseFlag(fs, &o.database)
-	fs.IntVar(&o.chunk, "chunk", queue.DefaultChunk, "proxies per job")
-	fs.StringVar(&o.format, "format", "auto", "list format: auto, text, jsonl or csv")
-	o.check.register(fs)
-	if err := parseFlags(fs, env, args); err != nil {
-		return err
+// runEnqueue is the enqueue command once its flags are valid: the jobs' options (the CA read
+// here), the list, then every chunk in one transaction.
+func runEnqueue(ctx context.Context, env *Env, o *enqueueOptions) error {
+	opts, err := backend.JobOptions(o.judge, o.timeout) // reads the CA file: workers elsewhere need not have it
+	if err != nil {
+		return usageError("%v", err)
 	}
-	if fs.NArg() > 1 {
-		return usageError("one FILE, got %d arguments", fs.NArg())
-	}
-	o.file = fs.Arg(0)
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	opts, err := o.check.options()
+	lines, name, err := readJobList(env, o.file, o.format)
 	if err != nil {
 		return err
 	}
-	format, _ := proxy.ParseFormat(o.format)
-	var r io.Reader = env.Stdin
-	name := "stdin"
-	if o.file != "-" {
-		f, err := os.Open(o.file)
-		if err != nil {
-			return usageError("%v", err)
-		}
-		defer f.Close()
-		r, name = f, o.file
-	}
-	ps, bad, err := proxy.Read(r, name, format)
-	if err != nil {
-		return err
-	}
-	if len(bad) > 0 {
-		for _, e := range bad {
-			fmt.Fprintln(env.Stderr, e)
-		}
-		return usageError("%s: %d bad lines; nothing enqueued", name, len(bad))
-	}
-	if len(ps) == 0 {
-		return usageError("%s: no proxies; nothing enqueued", name)
-	}
-	lines := make([]string, len(ps))
-	for i, p := range ps {
-		lines[i] = p.String()
-	}
-	st, err := queue.Open(ctx, queue.Config{Database: o.database, Logger: env.Log})
+	st, err := openStore(ctx, env, o.db, queue.Migrate)
 	if err != nil {
 		return err
 	}
@@ -154,7 +110,36 @@ func runEnqueue(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", name, err)
 	}
-	env.Log.Info("enqueued", "file", name, "jobs", len(ids), "proxies", len(ps), "took", time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(env.Stdout, "enqueued %d jobs (%d proxies)\n", len(ids), len(ps))
+	env.Log.Info("enqueued", "file", name, "jobs", len(ids), "proxies", len(lines), "took", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(env.Stdout, "enqueued %d jobs (%d proxies)\n", len(ids), len(lines))
 	return nil
+}
+
+// readJobList reads the list as lines for the jobs. All or nothing: any bad line is printed
+// (file:line, without its password) and nothing is enqueued.
+func readJobList(env *Env, file, formatName string) (lines []string, name string, err error) {
+	format, _ := proxy.ParseFormat(formatName) // validated
+	r, name, closeList, err := openList(env, file)
+	if err != nil {
+		return nil, "", err
+	}
+	defer closeList()
+	ps, bad, err := proxy.Read(r, name, format)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(bad) > 0 {
+		for _, e := range bad {
+			fmt.Fprintln(env.Stderr, secret.Redact(e.Error())) // the line number finds it; its password stays out
+		}
+		return nil, "", usageError("%s: %d bad lines; nothing enqueued", name, len(bad))
+	}
+	if len(ps) == 0 {
+		return nil, "", usageError("%s: no proxies; nothing enqueued", name)
+	}
+	lines = make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return lines, name, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/proxyline/proxyline/internal/judge"
+	"github.com/proxyline/proxyline/internal/serve"
 )
 
 // judgeShutdownGrace is how long `proxyline judge` lets requests in flight finish after the first
@@ -26,8 +27,8 @@ type judgeOptions struct {
 
 // Validate reports the first invalid option.
 func (o judgeOptions) Validate() error {
-	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
-		return usageError("--listen %q: %v", o.Listen, err)
+	if _, err := serve.Loopback(o.Listen); err != nil {
+		return usageError("%v", err)
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return usageError("--tls-cert and --tls-key go together")
@@ -87,6 +88,12 @@ func serveJudge(ctx context.Context, env *Env, o judgeOptions) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	addr := ln.Addr().String()
+	if loop, _ := serve.Loopback(o.Listen); !loop {
+		// The judge is the one server exempt from the listening rule (internal/serve): proxies on
+		// the internet must reach it without credentials, and it holds nothing to protect: it
+		// answers each caller with that caller's own request, and it has no state and no actions.
+		env.Log.Info("judge open to every interface: it answers anyone, echoing only the caller's own request", "listen", o.Listen)
+	}
 	env.Log.Info("judge ready", "url", scheme+"://"+addr+"/", "addr", addr)
 	select {
 	case err := <-served:

@@ -65,6 +65,10 @@ func runLab(ctx context.Context, env *Env, args []string) error {
 		fs.IntVar(k.p, k.name, 0, "`number` of "+k.help)
 	}
 	fs.DurationVar(&c.SlowDelay, "slow-delay", lab.DefaultSlowDelay, "how long slow proxies wait before answering")
+	fs.IntVar(&c.Sources, "sources", 0, "also serve the candidates as this `number` of proxy list sources in every format, plus hostile sources (URLs in sources.txt, sources.toml, hostile.toml of --dir)")
+	fs.IntVar(&c.SlowSources, "slow-sources", 0, "`number` of those sources that stall after half their body (--slow-source-delay)")
+	fs.DurationVar(&c.SlowSourceDelay, "slow-source-delay", lab.DefaultSlowSourceDelay, "how long slow sources stall")
+	fs.BoolVar(&c.Backend, "backend", false, "also serve an origin server on 127.0.0.2 (large bodies, echo, slow streams) for the rotator; its URL goes to backend.txt")
 	fs.StringVar(&c.Dir, "dir", "", "`directory` to write candidates.txt, truth.jsonl, ca.pem and judge.txt into")
 	if err := parseOptions(fs, env, args, &o); err != nil {
 		return err
@@ -81,7 +85,7 @@ func serveLab(ctx context.Context, env *Env, cfg *lab.Config) error {
 	if err != nil {
 		return err
 	}
-	defer l.Stop()
+	defer l.Stop(context.WithoutCancel(ctx)) // for the early returns; the Stop below reports its error
 	if cfg.Dir == "" {
 		for _, p := range l.Candidates() {
 			if _, err := fmt.Fprintln(env.Stdout, p.String()); err != nil {
@@ -94,6 +98,12 @@ func serveLab(ctx context.Context, env *Env, cfg *lab.Config) error {
 	if cfg.Dir != "" {
 		attrs = append(attrs, "dir", cfg.Dir)
 	}
+	if s := l.Sources(); s != nil {
+		attrs = append(attrs, "sources", len(s.Infos()))
+	}
+	if u := l.BackendURL(); u != "" {
+		attrs = append(attrs, "backend", u)
+	}
 	counts := l.Counts()
 	for _, kind := range slices.Sorted(maps.Keys(counts)) {
 		attrs = append(attrs, kind, counts[kind])
@@ -101,7 +111,9 @@ func serveLab(ctx context.Context, env *Env, cfg *lab.Config) error {
 	env.Log.Info("lab ready", attrs...)
 	<-ctx.Done()
 	env.Log.Info("lab stopping")
-	l.Stop()
+	if err := l.Stop(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
 	env.Log.Info("lab stopped")
 	return nil
 }

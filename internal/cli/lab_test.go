@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,36 +10,18 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/judge"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
-
-// labLockedBuffer is a bytes.Buffer safe for a command writing while the test reads.
-type labLockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *labLockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *labLockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startServeCmd runs a long-running subcommand in-process and waits for its ready line. Cancel
 // the returned context to stop it; the channel yields its exit code.
-func startServeCmd(t *testing.T, ready string, args ...string) (stdout, stderr *labLockedBuffer, stop func() int) {
+func startServeCmd(t *testing.T, ready string, args ...string) (stdout, stderr *testkit.Buffer, stop func() int) {
 	t.Helper()
-	stdout, stderr = &labLockedBuffer{}, &labLockedBuffer{}
+	stdout, stderr = &testkit.Buffer{}, &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	env := &Env{Stdin: strings.NewReader(""), Stdout: stdout, Stderr: stderr,
 		Getenv: func(string) string { return "" }, Force: make(chan struct{})}

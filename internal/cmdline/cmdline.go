@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Env is what a subcommand gets from the outside world. Nothing reads os.Stdin, os.Stdout or
@@ -23,6 +25,8 @@ import (
 type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
+	// Stderr is shared by the logger and the command, from several goroutines (a supervisor's
+	// reaper logs while the command prints its summary): Run makes it safe for concurrent use.
 	Stderr io.Writer
 	Getenv func(string) string
 	// Force is closed on the second SIGINT/SIGTERM: commands that drain on the first signal (the
@@ -75,6 +79,7 @@ func (p *Program) Run(ctx context.Context, env *Env, args []string) int {
 	if env.Force == nil {
 		env.Force = make(chan struct{})
 	}
+	env.Stderr = concurrentSafe(env.Stderr)
 	if env.Log == nil {
 		if p.NewLog != nil {
 			env.Log = p.NewLog(env)
@@ -138,11 +143,13 @@ func (p *Program) NewFlagSet(name, synopsis, summary string) *flag.FlagSet {
 }
 
 // ParseFlags parses args into fs, then fills every flag not given on the command line from its
-// environment variable (EnvName). A bad flag or value is a usage error that names the flag or
-// the variable.
+// environment variable (EnvName). Flags may come before, between or after the positional
+// arguments (`run x.yaml --html r.html`), as with most command-line programs; everything after
+// "--" is positional. fs.Args() returns the positional arguments in order. A bad flag or value
+// is a usage error that names the flag or the variable.
 func (p *Program) ParseFlags(fs *flag.FlagSet, env *Env, args []string) error {
 	fs.SetOutput(env.Stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
@@ -165,7 +172,53 @@ func (p *Program) ParseFlags(fs *flag.FlagSet, env *Env, args []string) error {
 	return err
 }
 
+// parseInterspersed parses flags wherever they are among args. The flag package stops at the
+// first positional argument (or after "--"): take it and parse on from the next one.
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if i := len(args) - len(rest) - 1; i >= 0 && args[i] == "--" {
+			pos = append(pos, rest...) // after "--": all positional
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	// Leave the positional arguments in fs.Args().
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
 // EnvName is the environment variable of a flag: "max-conns" → "<EnvPrefix>MAX_CONNS".
 func (p *Program) EnvName(flagName string) string {
 	return p.EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// concurrentSafe is w, or w behind a lock when it is not safe for concurrent writes. An *os.File
+// is (one write(2) each) and stays as it is, so that commands can still ask it for a terminal.
+func concurrentSafe(w io.Writer) io.Writer {
+	switch w.(type) {
+	case nil, *os.File, *lockedWriter:
+		return w
+	}
+	return &lockedWriter{w: w}
+}
+
+// lockedWriter serializes writes to w: an *os.File is safe for concurrent writes, but the
+// writers tests and embedders pass (a bytes.Buffer) are not.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 func testProgram(runErr error, got *string) *Program {
 	return &Program{
@@ -31,6 +31,33 @@ func testProgram(runErr error, got *string) *Program {
 				return runErr
 			}},
 		},
+	}
+}
+
+// TestFlagsAfterArguments: flags may follow positional arguments; "--" ends the flags.
+func TestFlagsAfterArguments(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		html string
+		pos  string
+	}{
+		{[]string{"a.yaml", "--html", "r.html"}, "r.html", "a.yaml"},
+		{[]string{"--html", "r.html", "a.yaml", "b.yaml"}, "r.html", "a.yaml b.yaml"},
+		{[]string{"a.yaml", "-html=r.html", "b.yaml"}, "r.html", "a.yaml b.yaml"},
+		{[]string{"a.yaml", "--", "--html", "x"}, "", "a.yaml --html x"},
+		{[]string{"-", "--html", "r"}, "r", "-"},
+		{nil, "", ""},
+	} {
+		p := testProgram(nil, nil)
+		fs := p.NewFlagSet("run", "", "")
+		html := fs.String("html", "", "")
+		if err := p.ParseFlags(fs, &Env{Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }}, tt.args); err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if *html != tt.html || strings.Join(fs.Args(), " ") != tt.pos {
+			t.Errorf("%v: html %q args %q, want %q %q", tt.args, *html, fs.Args(), tt.html, tt.pos)
+		}
 	}
 }
 
@@ -78,5 +105,38 @@ func TestRun(t *testing.T) {
 				t.Errorf("flag value %q, want %q", value, tt.value)
 			}
 		})
+	}
+}
+
+// TestStderrSharedAcrossGoroutines: a command's goroutines log (Env.Log) and print (Env.Stderr)
+// at once, as a supervisor's reaper does while check prints its summary; with a bytes.Buffer as
+// stderr, -race catches any write that is not serialized, and no line may be torn.
+func TestStderrSharedAcrossGoroutines(t *testing.T) {
+	var stderr bytes.Buffer
+	p := &Program{Name: "prog", Commands: []Command{{Name: "work", Run: func(ctx context.Context, env *Env, _ []string) error {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range 200 {
+				env.Log.Info("from the reaper")
+			}
+		}()
+		for range 200 {
+			_, _ = env.Stderr.Write([]byte("from the command\n"))
+		}
+		<-done
+		return nil
+	}}}}
+	if code := p.Run(context.Background(), &Env{Stderr: &stderr}, []string{"work"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	if len(lines) != 400 {
+		t.Fatalf("%d lines, want 400", len(lines))
+	}
+	for _, l := range lines {
+		if l != "from the command" && !strings.HasSuffix(l, "msg=\"from the reaper\"") {
+			t.Fatalf("torn line %q", l)
+		}
 	}
 }

@@ -87,11 +87,11 @@ func FuzzReadSOCKS5(f *testing.F) {
 }
 
 func FuzzResolveTarget(f *testing.F) {
-	for _, s := range []string{"127.0.0.2:80", "localhost:1", "[::1]:2", "example.com:80", "10.0.0.1:80", "[::ffff:127.0.0.1]:9", "a.localhost.:3"} {
+	for _, s := range []string{"127.0.0.2:80", "localhost:1", "[::1]:2", "example.com:80", "10.0.0.1:80", "[::ffff:127.0.0.1]:9", "a.localhost.:3", "IPINFO.io.:443"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		ap, err := resolveTarget(s)
+		ap, err := resolveTarget(s, map[string]netip.Addr{"ipinfo.io": netip.AddrFrom4([4]byte{127, 0, 0, 2})})
 		if err != nil {
 			return
 		}
@@ -124,6 +124,7 @@ func socketPair(t *testing.T) (net.Conn, net.Conn) {
 func fuzzLab(t *testing.T) (*Lab, *sync.WaitGroup) {
 	l := &Lab{cfg: Config{SlowDelay: time.Millisecond}.withDefaults(), log: slog.New(slog.DiscardHandler), closers: map[closer]struct{}{}}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	_ = l.life.Start(func() error { return nil }) // built by hand, stopped by Stop
 	var wg sync.WaitGroup
 	l.dialHook = func(netip.AddrPort) (net.Conn, error) {
 		a, b := socketPair(t)
@@ -185,7 +186,7 @@ func FuzzHTTPProxyConn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k uint8, data []byte) {
 		l, wg := fuzzLab(t)
 		defer wg.Wait()
-		defer l.Stop()
+		defer stopLab(t, l)
 		kind := kinds[int(k)%len(kinds)]
 		e := &entry{kind: kind, svc: svcHTTP, addr: netip.MustParseAddr("127.0.0.9"), scheme: proxy.HTTP}
 		if kind == KindHTTPAuth {
@@ -210,7 +211,7 @@ func FuzzSOCKSConn(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k uint8, data []byte) {
 		l, wg := fuzzLab(t)
 		defer wg.Wait()
-		defer l.Stop()
+		defer stopLab(t, l)
 		kd := kinds[int(k)%len(kinds)]
 		e := &entry{kind: kd.kind, svc: kd.svc, addr: netip.MustParseAddr("127.0.0.9")}
 		if kd.kind == KindSOCKS5Auth {
@@ -234,7 +235,7 @@ func TestHeadLimit(t *testing.T) {
 	t.Parallel()
 	l, wg := fuzzLab(t)
 	defer wg.Wait()
-	defer l.Stop()
+	defer stopLab(t, l)
 	e := &entry{kind: KindHTTP, svc: svcHTTP, addr: netip.MustParseAddr("127.0.0.9"), scheme: proxy.HTTP}
 	head := "GET http://127.0.0.2/ HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 2<<20) + "\r\n\r\n"
 	out := exchange(t, func(c net.Conn) { l.serveHTTP(c, e) }, []byte(head))

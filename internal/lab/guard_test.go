@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -84,7 +85,7 @@ func TestResolveTarget(t *testing.T) {
 		{"127.0.0.1", ""},
 	}
 	for _, tt := range tests {
-		got, err := resolveTarget(tt.in)
+		got, err := resolveTarget(tt.in, nil)
 		if tt.want == "" {
 			if err == nil {
 				t.Errorf("resolveTarget(%q) = %v, want an error", tt.in, got)
@@ -93,6 +94,48 @@ func TestResolveTarget(t *testing.T) {
 		}
 		if err != nil || got.String() != tt.want {
 			t.Errorf("resolveTarget(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestResolveTargetHosts: a name in Config.Hosts reaches its loopback address, without case or
+// trailing dot; other names still fail.
+func TestResolveTargetHosts(t *testing.T) {
+	t.Parallel()
+	hosts := map[string]netip.Addr{"ipinfo.io": netip.MustParseAddr("127.0.0.2")}
+	tests := []struct{ in, want string }{
+		{"ipinfo.io:443", "127.0.0.2:443"},
+		{"IPinfo.IO.:80", "127.0.0.2:80"},
+		{"localhost:1", "127.0.0.1:1"},
+		{"example.com:443", ""},
+		{"ipinfo.io.example:443", ""},
+		{"sub.ipinfo.io:443", ""},
+		{"ipinfo.io:0", ""},
+		{"127.0.0.9:1", "127.0.0.9:1"},
+	}
+	for _, tt := range tests {
+		got, err := resolveTarget(tt.in, hosts)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("resolveTarget(%q) = %v, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got.String() != tt.want {
+			t.Errorf("resolveTarget(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestHostsValidate: Validate refuses a name mapped outside loopback, an empty name and a name
+// with a port.
+func TestHostsValidate(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []map[string]netip.Addr{
+		{"ipinfo.io": netip.MustParseAddr("10.0.0.1")}, {"": netip.MustParseAddr("127.0.0.1")}, {"a:b": netip.MustParseAddr("127.0.0.1")},
+	} {
+		if err := (Config{Hosts: bad}).Validate(); err == nil {
+			t.Errorf("Validate accepted Hosts %v", bad)
 		}
 	}
 }
@@ -233,8 +276,8 @@ func TestStopLeavesNothing(t *testing.T) {
 		time.Sleep(time.Millisecond) // polling with a deadline
 	}
 	start := time.Now()
-	l.Stop()
-	l.Stop() // idempotent
+	stopLab(t, l)
+	stopLab(t, l) // idempotent
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("Stop took %v", took)
 	}

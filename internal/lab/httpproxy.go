@@ -128,7 +128,7 @@ func (l *Lab) handleRequest(c net.Conn, br *bufio.Reader, req *http.Request, e *
 			http.Header{"Proxy-Authenticate": {`Basic realm="proxyline lab"`}})
 		return drained && !req.Close
 	}
-	if e.kind == KindSlow && !l.wait(l.cfg.SlowDelay) {
+	if e.kind == KindSlow && (!l.held() || !l.wait(l.cfg.SlowDelay)) {
 		return false
 	}
 	if req.Method == http.MethodConnect {
@@ -143,7 +143,7 @@ func (l *Lab) handleRequest(c net.Conn, br *bufio.Reader, req *http.Request, e *
 		writeForged(c, req, e)
 		return false
 	}
-	target, err := resolveHost(req.URL.Hostname(), portOr80(req.URL))
+	target, err := resolveHost(req.URL.Hostname(), portOr80(req.URL), l.hosts)
 	if err != nil {
 		writeStatus(c, http.StatusForbidden, "lab proxy: "+err.Error(), nil)
 		return false
@@ -163,7 +163,7 @@ func (l *Lab) handleRequest(c net.Conn, br *bufio.Reader, req *http.Request, e *
 // they would on an absolute-URI one (for TLS they cannot: they tunnel, and an alterer flips a
 // byte, which breaks the handshake). Liars answer the tunnelled request themselves.
 func (l *Lab) connect(c net.Conn, br *bufio.Reader, req *http.Request, e *entry) {
-	target, err := resolveTarget(req.URL.Host)
+	target, err := resolveTarget(req.URL.Host, l.hosts)
 	if err != nil {
 		writeStatus(c, http.StatusForbidden, "lab proxy: "+err.Error(), nil)
 		return
@@ -380,6 +380,28 @@ func portOr80(u *url.URL) uint16 {
 }
 
 // wait waits d unless the lab stops first; it reports whether the full delay passed.
+// ReleaseSlow lets the slow proxies answer the requests they hold, and those to come, after
+// SlowDelay (Config.HoldSlow). It may be called more than once; without HoldSlow it does nothing.
+func (l *Lab) ReleaseSlow() {
+	if l.slowGate != nil {
+		l.releaseSlow.Do(func() { close(l.slowGate) })
+	}
+}
+
+// held waits until the slow proxies are released (Config.HoldSlow); false when the lab stops
+// first.
+func (l *Lab) held() bool {
+	if l.slowGate == nil {
+		return true
+	}
+	select {
+	case <-l.slowGate:
+		return true
+	case <-l.ctx.Done():
+		return false
+	}
+}
+
 func (l *Lab) wait(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -17,9 +17,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/proxyline/proxyline/internal/lifecycle"
 	"github.com/proxyline/proxyline/proxy"
 )
 
@@ -80,16 +82,40 @@ type Config struct {
 	Slow int // live elite HTTP proxies that answer each request after SlowDelay
 	// SlowDelay is how long slow proxies wait before answering. Default DefaultSlowDelay (1.5 s).
 	SlowDelay time.Duration
+	// HoldSlow makes the slow proxies hold every request until ReleaseSlow (then SlowDelay
+	// more): a test that must act while checks are running (kill the worker running them) then
+	// does not depend on acting within SlowDelay, which a busy machine cannot promise.
+	HoldSlow bool
 
 	Liar  int // answer absolute-URI and CONNECT requests with a forged judge page, never forwarding
 	Alter int // forward, but change the token in the judge page (or flip a byte in a tunnel)
 	Bare  int // live elite proxies (alternately HTTP and SOCKS5) listed as bare host:port
+
+	// Sources, if positive, starts a source server (see Sources) serving the candidates split
+	// into that many proxy list sources in every format, plus the hostile sources; with Dir it
+	// writes sources.txt, sources.toml and hostile.toml there. Default 0: none.
+	Sources int
+	// SlowSources is how many of those sources stall for SlowSourceDelay (default
+	// DefaultSlowSourceDelay) after half their body.
+	SlowSources     int
+	SlowSourceDelay time.Duration
+	// Backend, if set, also serves an origin server on 127.0.0.2 for the rotator's tests and
+	// benchmarks (see BackendURL; it does not count as a proxy, so a Config with only Backend
+	// still gets the default counts). Default: none.
+	Backend bool
 
 	// Dir, if set, is a directory (created if missing) where Start writes candidates.txt,
 	// truth.jsonl, ca.pem and judge.txt. Default: no files.
 	Dir string
 	// Log receives the lab's diagnostics. Default: discarded.
 	Log *slog.Logger
+	// Hosts maps extra host names to the loopback addresses the proxies connect to for them
+	// (CONNECT, absolute-URI requests, SOCKS4a and SOCKS5 by name). Names are matched without
+	// case and trailing dot; every address must be in loopback. It lets a tool that always asks a
+	// fixed public judge (mubeng asks ipinfo.io) be measured against the lab inside a private
+	// network namespace (scripts/netns-ipinfo.sh). Default: none; localhost, *.localhost and
+	// loopback IP literals are reached either way. No DNS is ever consulted.
+	Hosts map[string]netip.Addr
 
 	holdLimit int // blackhole connections held at once; default maxHeld (tests lower it)
 }
@@ -106,8 +132,20 @@ func (c Config) Validate() error {
 	if total > MaxProxies {
 		return fmt.Errorf("lab config: %d proxies, more than the maximum %d", total, MaxProxies)
 	}
+	if c.Sources < 0 || c.SlowSources < 0 || c.SlowSources > c.Sources || c.SlowSourceDelay < 0 {
+		return fmt.Errorf("lab config: sources %d, slow sources %d, delay %v: want 0 <= slow <= sources, delay >= 0",
+			c.Sources, c.SlowSources, c.SlowSourceDelay)
+	}
 	if c.SlowDelay < 0 {
 		return fmt.Errorf("lab config: slow delay %v is negative", c.SlowDelay)
+	}
+	for name, ip := range c.Hosts {
+		if hostKey(name) == "" || strings.ContainsAny(name, ":/[] ") {
+			return fmt.Errorf("lab config: hosts: %q is not a host name", name)
+		}
+		if !ip.Unmap().IsLoopback() || ip.Zone() != "" {
+			return fmt.Errorf("lab config: hosts: %s maps to %s, not a loopback address", name, ip)
+		}
 	}
 	return nil
 }
@@ -175,38 +213,60 @@ type Lab struct {
 	ca         *authority
 	judgeURL   string
 	judgeTLS   string
+	hosts      map[string]netip.Addr // Config.Hosts with normalized keys; read-only after Start
+	sources    *Sources              // nil unless Config.Sources > 0
+	backend    *backend              // nil unless Config.Backend; set by start
 
 	// dialHook, if set (by tests and fuzzers only), replaces the outbound dial.
 	dialHook func(target netip.AddrPort) (net.Conn, error)
 
+	slowGate    chan struct{} // closed by ReleaseSlow; nil unless Config.HoldSlow
+	releaseSlow sync.Once
+
 	ctx    context.Context // canceled by Stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the lab starts
+	life   lifecycle.Once
 
 	mu      sync.Mutex          // guards closers and stopped
 	closers map[closer]struct{} // guarded by mu: listeners and connections to close on Stop
 	stopped bool                // guarded by mu
-
-	stopOnce sync.Once
 }
 
 // closer is the part of net.Conn, net.Listener and http.Server that Stop needs.
 type closer interface{ Close() error }
 
-// Start builds the lab and starts serving it. ctx bounds only the start-up; the lab runs until
-// Stop. On error nothing is left running.
+// Start builds the lab and starts serving it, and returns once it serves. ctx bounds only the
+// start-up; the lab runs until Stop. On error nothing is left running.
+//
+// A lab is useless before it listens (its addresses do not exist yet), so Start is its
+// constructor too: the one exception to New followed by Start (docs/lifecycle.md).
 func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start lab: %w", err)
+	l := &Lab{cfg: cfg, log: cfg.Log, closers: map[closer]struct{}{}, hosts: map[string]netip.Addr{}}
+	if cfg.HoldSlow {
+		l.slowGate = make(chan struct{})
 	}
-	l := &Lab{cfg: cfg, log: cfg.Log, closers: map[closer]struct{}{}}
+	for name, ip := range cfg.Hosts {
+		l.hosts[hostKey(name)] = ip.Unmap()
+	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	if err := l.start(); err != nil {
-		l.Stop()
+	err := l.life.Start(func() error {
+		if err := ctx.Err(); err != nil {
+			l.cancel()
+			return err
+		}
+		if err := l.start(); err != nil {
+			l.shutdown()
+			l.wg.Wait()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("start lab: %w", err)
 	}
 	return l, nil
@@ -232,24 +292,51 @@ func (l *Lab) CAPool() *x509.CertPool { return l.ca.pool() }
 func (l *Lab) CAPEM() []byte { return append([]byte(nil), l.ca.certPEM...) }
 
 // Stop closes every listener and connection of the lab and waits for all its goroutines. It is
-// idempotent and safe to call concurrently.
+// idempotent and safe to call concurrently (docs/lifecycle.md).
 //
-// Shutdown order: mark stopped (no new connection is tracked: late ones are closed at once),
-// cancel the lab context (slow waits and dials end), close listeners (accept loops end), close
-// every tracked connection (handlers and tunnels end), stop the judge servers, wait.
-func (l *Lab) Stop() {
-	l.stopOnce.Do(func() {
-		l.mu.Lock()
-		l.stopped = true
-		cs := l.closers
-		l.closers = nil
-		l.mu.Unlock()
-		l.cancel()
-		for c := range cs {
-			_ = c.Close() // already closed by its handler or peer: nothing to do
-		}
+// Shutdown order:
+//  1. refuse: mark stopped (no new connection is tracked: late ones are closed at once);
+//  2. drain: nothing (a lab serves tests; nothing in it is worth finishing);
+//  3. cut, at once: cancel the lab context (slow waits and dials end), close listeners (accept
+//     loops end), close every tracked connection (handlers and tunnels end), stop the judge
+//     servers;
+//  4. wait for every goroutine of the lab; bound: ctx itself (they end within milliseconds);
+//  5. error: goroutines still running when ctx ended (wrapping ctx's cause).
+func (l *Lab) Stop(ctx context.Context) error {
+	return l.life.Stop(ctx, l.stop)
+}
+
+func (l *Lab) stop(cut context.Context) error {
+	l.shutdown()
+	done := make(chan struct{})
+	go func() {
 		l.wg.Wait()
-	})
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	select {
+	case <-done:
+		return nil
+	case <-cut.Done():
+		return fmt.Errorf("lab: connection handlers still running after the stop: %w", context.Cause(cut))
+	}
+}
+
+// shutdown is steps 1 and 3 of Stop: mark stopped, cancel, close everything tracked.
+func (l *Lab) shutdown() {
+	l.mu.Lock()
+	l.stopped = true
+	cs := l.closers
+	l.closers = nil
+	l.mu.Unlock()
+	l.cancel()
+	for c := range cs {
+		_ = c.Close() // already closed by its handler or peer: nothing to do
+	}
 }
 
 // track registers c to be closed by Stop. It returns false (and closes c) if the lab is stopping.

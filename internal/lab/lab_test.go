@@ -18,14 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/proxyline/proxyline/internal/judge"
+	"github.com/proxyline/proxyline/internal/testkit"
 	"github.com/proxyline/proxyline/proxy"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testkit.Main(m)
 }
 
 func startLab(t testing.TB, cfg Config) *Lab {
@@ -34,8 +33,18 @@ func startLab(t testing.TB, cfg Config) *Lab {
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(l.Stop)
+	t.Cleanup(func() { stopLab(t, l) })
 	return l
+}
+
+// stopLab stops l and fails the test if it does not stop.
+func stopLab(t testing.TB, l *Lab) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Stop(ctx); err != nil {
+		t.Errorf("stop lab: %v", err)
+	}
 }
 
 // countFDs returns the number of open file descriptors of this process.
@@ -231,6 +240,11 @@ func TestConfigValidate(t *testing.T) {
 		{Config{SOCKS5Auth: -2}, "socks5_auth count -2"},
 		{Config{SlowDelay: -time.Second}, "slow delay"},
 		{Config{Refused: MaxProxies + 1}, "maximum"},
+		{Config{Hosts: map[string]netip.Addr{"ipinfo.io": netip.MustParseAddr("127.0.0.2")}}, ""},
+		{Config{Hosts: map[string]netip.Addr{"ipinfo.io": netip.MustParseAddr("10.0.0.1")}}, "not a loopback address"},
+		{Config{Hosts: map[string]netip.Addr{"ipinfo.io": {}}}, "not a loopback address"},
+		{Config{Hosts: map[string]netip.Addr{"a:80": netip.MustParseAddr("127.0.0.2")}}, "not a host name"},
+		{Config{Hosts: map[string]netip.Addr{".": netip.MustParseAddr("127.0.0.2")}}, "not a host name"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -239,7 +253,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 		l, err := Start(context.Background(), tt.cfg)
 		if err == nil {
-			l.Stop()
+			stopLab(t, l)
 		}
 		if (err == nil) != (tt.want == "") {
 			t.Errorf("Start(%+v): %v, want error %q", tt.cfg, err, tt.want)
@@ -335,3 +349,28 @@ func TestAuthRejectsWrongCredentials(t *testing.T) {
 }
 
 func basic(u, p string) string { return base64.StdEncoding.EncodeToString([]byte(u + ":" + p)) }
+
+// A goroutine of the lab that does not end is reported by Stop when its context ends, with the
+// context's cause; a later Stop returns the same result.
+func TestStopReportsStuckGoroutine(t *testing.T) {
+	t.Parallel()
+	l, wg := fuzzLab(t)
+	defer wg.Wait()
+	release := make(chan struct{})
+	l.wg.Add(1)
+	go func() { // a handler that ignores the closed connections
+		defer l.wg.Done()
+		<-release
+	}()
+	stuck := errors.New("test deadline")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(stuck)
+	err := l.Stop(ctx)
+	close(release)
+	if !errors.Is(err, stuck) || !strings.Contains(err.Error(), "still running") {
+		t.Errorf("Stop = %v, want an error naming running handlers and the cause", err)
+	}
+	if err2 := l.Stop(context.Background()); err2 == nil || err2.Error() != err.Error() {
+		t.Errorf("second Stop = %v, want the first one's result", err2)
+	}
+}

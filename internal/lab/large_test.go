@@ -76,7 +76,7 @@ func TestLargeLabFits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Stop()
+	defer stopLab(t, l)
 	t.Logf("20,000-proxy lab started in %v", time.Since(start))
 	used := countFDs(t) - before
 	if used > 20 {
@@ -128,7 +128,7 @@ func TestLargeLabFits(t *testing.T) {
 	if used := countFDs(t) - before; used > 20 {
 		t.Fatalf("after the load the lab holds %d fds, want at most 20", used)
 	}
-	l.Stop()
+	stopLab(t, l)
 	if after := countFDs(t); after != before {
 		t.Fatalf("fds before %d, after Stop %d", before, after)
 	}
@@ -142,7 +142,7 @@ func BenchmarkCheck20k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Stop()
+	defer stopLab(b, l)
 	truth := l.Truth()
 	var peak atomic.Int64
 	stop := make(chan struct{})

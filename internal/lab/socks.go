@@ -249,9 +249,9 @@ func (l *Lab) socks4(c net.Conn, br *bufio.Reader, e *entry) net.Conn {
 	}
 	var target netip.AddrPort
 	if req.domain != "" {
-		target, err = resolveHost(req.domain, req.port)
+		target, err = resolveHost(req.domain, req.port, l.hosts)
 	} else {
-		target, err = resolveHost(netip.AddrFrom4(req.ip).String(), req.port)
+		target, err = resolveHost(netip.AddrFrom4(req.ip).String(), req.port, l.hosts)
 	}
 	if err == nil {
 		var up net.Conn
@@ -271,69 +271,25 @@ func (l *Lab) socks4(c net.Conn, br *bufio.Reader, e *entry) net.Conn {
 // socks5 runs the SOCKS5 handshake (with RFC 1929 authentication when e demands it) and returns
 // the connection to the target, or nil.
 func (l *Lab) socks5(c net.Conn, br *bufio.Reader, e *entry) net.Conn {
-	methods, err := readSOCKS5Greeting(br)
-	if err != nil {
-		l.log.Debug("lab socks5", "proxy", e.addr, "err", err)
+	if !l.socks5Handshake(c, br, e) {
 		return nil
-	}
-	want := byte(socks5NoAuth)
-	if e.needsAuth() {
-		want = socks5UserPass
-	}
-	offered := false
-	for _, m := range methods {
-		offered = offered || m == want
-	}
-	if !offered {
-		_, _ = c.Write([]byte{socks5Version, socks5NoAcceptable})
-		return nil
-	}
-	if _, err := c.Write([]byte{socks5Version, want}); err != nil {
-		return nil
-	}
-	if e.needsAuth() {
-		user, pass, err := readSOCKS5Auth(br)
-		if err != nil {
-			l.log.Debug("lab socks5 auth", "proxy", e.addr, "err", err)
-			return nil
-		}
-		if user != e.user || pass != e.pass {
-			_, _ = c.Write([]byte{socks5AuthVersion, 0x01})
-			return nil
-		}
-		if _, err := c.Write([]byte{socks5AuthVersion, 0x00}); err != nil {
-			return nil
-		}
 	}
 	req, err := readSOCKS5Request(br)
-	reply := func(code byte, bound netip.AddrPort) bool {
-		msg := []byte{socks5Version, code, 0}
-		if a := bound.Addr(); a.Is6() && !a.Is4In6() {
-			msg = append(msg, atypIPv6)
-			msg = append(msg, a.AsSlice()...)
-		} else {
-			ip := a.Unmap().As4()
-			msg = append(msg, atypIPv4, ip[0], ip[1], ip[2], ip[3])
-		}
-		msg = append(msg, byte(bound.Port()>>8), byte(bound.Port()))
-		_, err := c.Write(msg)
-		return err == nil
-	}
 	none := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
 	if err != nil {
 		l.log.Debug("lab socks5 request", "proxy", e.addr, "err", err)
 		if errors.Is(err, errSOCKS) && req.atyp != 0 && req.atyp != atypIPv4 && req.atyp != atypIPv6 && req.atyp != atypDomain {
-			reply(socks5AddrNotSupported, none)
+			socks5Reply(c, socks5AddrNotSupported, none)
 		}
 		return nil
 	}
 	if req.cmd != socksConnect {
-		reply(socks5CmdNotSupported, none)
+		socks5Reply(c, socks5CmdNotSupported, none)
 		return nil
 	}
-	target, err := resolveHost(req.host, req.port)
+	target, err := resolveHost(req.host, req.port, l.hosts)
 	if err != nil {
-		reply(socks5NotAllowed, none)
+		socks5Reply(c, socks5NotAllowed, none)
 		return nil
 	}
 	up, err := l.dialOut(e, target)
@@ -345,14 +301,71 @@ func (l *Lab) socks5(c net.Conn, br *bufio.Reader, e *entry) net.Conn {
 		case l.ctx.Err() != nil:
 			code = socks5GeneralFailure
 		}
-		reply(code, none)
+		socks5Reply(c, code, none)
 		return nil
 	}
-	if !reply(socks5Succeeded, boundAddr(up)) {
+	if !socks5Reply(c, socks5Succeeded, boundAddr(up)) {
 		l.untrack(up)
 		return nil
 	}
 	return up
+}
+
+// socks5Handshake reads the greeting, picks the entry's method (no auth, or username/password
+// when it has credentials) and checks the credentials. It reports whether the client may go on
+// to its request; on false the connection is done (a refusal was sent where the protocol has
+// one).
+func (l *Lab) socks5Handshake(c net.Conn, br *bufio.Reader, e *entry) bool {
+	methods, err := readSOCKS5Greeting(br)
+	if err != nil {
+		l.log.Debug("lab socks5", "proxy", e.addr, "err", err)
+		return false
+	}
+	want := byte(socks5NoAuth)
+	if e.needsAuth() {
+		want = socks5UserPass
+	}
+	offered := false
+	for _, m := range methods {
+		offered = offered || m == want
+	}
+	if !offered {
+		_, _ = c.Write([]byte{socks5Version, socks5NoAcceptable})
+		return false
+	}
+	if _, err := c.Write([]byte{socks5Version, want}); err != nil {
+		return false
+	}
+	if !e.needsAuth() {
+		return true
+	}
+	user, pass, err := readSOCKS5Auth(br)
+	if err != nil {
+		l.log.Debug("lab socks5 auth", "proxy", e.addr, "err", err)
+		return false
+	}
+	if user != e.user || pass != e.pass {
+		_, _ = c.Write([]byte{socks5AuthVersion, 0x01})
+		return false
+	}
+	_, err = c.Write([]byte{socks5AuthVersion, 0x00})
+	return err == nil
+}
+
+// socks5Reply writes a SOCKS5 reply with the bound address; it reports whether the write
+// succeeded.
+func socks5Reply(c net.Conn, code byte, bound netip.AddrPort) bool {
+	msg := []byte{socks5Version, code, 0}
+	if a := bound.Addr(); a.Is6() && !a.Is4In6() {
+		msg = append(msg, atypIPv6)
+		msg = append(msg, a.AsSlice()...)
+	} else {
+		ip := a.Unmap().As4()
+		msg = append(msg, atypIPv4, ip[0], ip[1], ip[2], ip[3])
+	}
+	msg = append(msg, byte(bound.Port()>>8), byte(bound.Port()))
+	_, err := c.Write(msg)
+	return err == nil
 }
 
 // boundAddr returns the local address of an outbound connection.

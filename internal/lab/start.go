@@ -24,6 +24,11 @@ func (l *Lab) start() error {
 	if err := l.startJudge(); err != nil {
 		return err
 	}
+	if l.cfg.Backend {
+		if err := l.startBackend(); err != nil {
+			return err
+		}
+	}
 	ports := map[service]uint16{}
 	listeners := map[service]net.Listener{}
 	for _, svc := range l.cfg.services() {
@@ -55,6 +60,9 @@ func (l *Lab) start() error {
 		if err := l.writeFiles(l.cfg.Dir); err != nil {
 			return err
 		}
+	}
+	if err := l.startSources(); err != nil {
+		return err
 	}
 	for svc, ln := range listeners {
 		var serve func(net.Conn, *entry)

@@ -8,18 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	_ "modernc.org/sqlite"
 
 	"github.com/proxyline/proxyline/internal/check"
 	"github.com/proxyline/proxyline/internal/pool"
+	"github.com/proxyline/proxyline/internal/testkit"
 	"github.com/proxyline/proxyline/proxy"
 )
 
 // The pool is exercised on both engines, through the queue's adapters, by internal/queue's tests;
 // these tests cover its own logic on a real SQLite file.
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // sqlDB adapts *sql.DB to pool.DB (the queue package has the production adapters).
 type sqlDB struct{ db *sql.DB }
@@ -48,11 +48,11 @@ func openDB(t *testing.T) pool.DB {
 	if !pool.Pending(context.Background(), d) {
 		t.Fatal("a new database has no pending migration")
 	}
-	applied, err := pool.Migrate(context.Background(), d)
+	applied, err := pool.Migrate(context.Background(), d, pool.SQLite)
 	if err != nil || len(applied) == 0 {
 		t.Fatalf("migrate: %v %v", applied, err)
 	}
-	again, err := pool.Migrate(context.Background(), d)
+	again, err := pool.Migrate(context.Background(), d, pool.SQLite)
 	if err != nil || len(again) != 0 || pool.Pending(context.Background(), d) {
 		t.Fatalf("second migrate applied %v, %v", again, err)
 	}
@@ -154,5 +154,50 @@ func TestBareProxyKeepsItsKeyAndGetsItsProtocol(t *testing.T) {
 	}
 	if len(es) != 1 || es[0].Scheme != "" || es[0].Protocol != "socks5" || es[0].Proxy != "socks5://127.0.0.9:1080" || es[0].Class != check.Alive {
 		t.Errorf("entries %+v", es)
+	}
+}
+
+func TestLiveVersionAndPassive(t *testing.T) {
+	t.Parallel()
+	db := openDB(t)
+	ctx := context.Background()
+	v0, err := pool.LiveVersion(ctx, db)
+	if err != nil || v0 != (pool.Version{}) {
+		t.Fatalf("empty pool version %+v %v", v0, err)
+	}
+	p := proxy.Proxy{Scheme: proxy.HTTP, Host: "127.0.0.9", Port: 8080}
+	at := time.Now()
+	rec := func(job int64, at time.Time) {
+		t.Helper()
+		if err := pool.Record(ctx, db, pool.Source{JobID: job, Attempt: 1}, []pool.Check{{Given: p,
+			Result: check.Result{Proxy: p, Class: check.Alive, CheckedAt: at}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec(1, at)
+	v1, err := pool.LiveVersion(ctx, db)
+	if err != nil || v1 == v0 || v1.Rows != 1 {
+		t.Fatalf("after a check: %+v %v", v1, err)
+	}
+	rec(2, at.Add(time.Second))
+	if v2, _ := pool.LiveVersion(ctx, db); v2 == v1 {
+		t.Fatalf("a newer check did not change the version %+v", v2)
+	}
+	fs := []pool.PassiveFailure{{Addr: p.Addr(), Scheme: "http", At: at, Err: "a"},
+		{Addr: p.Addr(), Scheme: "http", At: at.Add(time.Second), Err: "b"}, {Addr: "127.0.0.10:1", Scheme: "socks5", At: at, Err: "c"}}
+	for range 2 {
+		if err := pool.RecordPassive(ctx, db, fs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.Query(ctx, `SELECT failures, last_err FROM proxyline_passive WHERE addr = ?`, p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var n int64
+	var last string
+	if !rows.Next() || rows.Scan(&n, &last) != nil || n != 4 || last != "b" {
+		t.Errorf("passive row: %d %q, want 4 failures, last b", n, last)
 	}
 }

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/check"
@@ -75,45 +76,65 @@ type Stats struct {
 	History    int64            `json:"history_rows"`
 }
 
-// Count returns the pool's statistics.
-func Count(ctx context.Context, db DB) (Stats, error) {
-	s := Stats{ByClass: map[string]int64{}, ByProtocol: map[string]int64{}}
-	if err := countInto(ctx, db, `SELECT class, count(*) FROM proxyline_proxy GROUP BY class`, s.ByClass); err != nil {
-		return s, err
-	}
-	if err := countInto(ctx, db, `SELECT protocol, count(*) FROM proxyline_proxy WHERE class = 'alive' GROUP BY protocol`, s.ByProtocol); err != nil {
-		return s, err
-	}
-	for c, n := range s.ByClass {
-		s.Total += n
-		if c == string(check.Alive) {
-			s.Alive = n
-		}
-	}
-	h := map[string]int64{}
-	if err := countInto(ctx, db, `SELECT 'n', count(*) FROM proxyline_check`, h); err != nil {
-		return s, err
-	}
-	s.History = h["n"]
-	return s, nil
+// EachOptions says which rows Each reads, and how much of each.
+type EachOptions struct {
+	// All reads every current row; false, the live ones.
+	All bool
+	// Countries keeps the rows whose address the geo table places in one of these countries
+	// (ISO codes). Empty: every row.
+	Countries []string
+	// ProxyOnly, without All, fills only Found.Proxy and Class: all a plain list of live proxies
+	// needs. Without Countries, the read is then a walk of one small index, never of the table.
+	ProxyOnly bool
 }
 
-func countInto(ctx context.Context, db DB, q string, into map[string]int64) error {
-	rows, err := db.Query(ctx, q)
+// liveProxiesSQL reads the live proxies' column proxy alone: the listing index (class, total_ms,
+// addr, scheme, protocol, anonymity, checked_at, proxy) covers it, so both engines walk the index
+// in order without touching the table.
+func liveProxiesSQL(countries []string) (string, []any, func(Rows, *Found) error) {
+	q := `SELECT p.proxy FROM proxyline_proxy p`
+	var args []any
+	if len(countries) > 0 {
+		q += ` JOIN proxyline_geo g ON g.addr = p.addr AND g.country IN (?` + strings.Repeat(", ?", len(countries)-1) + `)`
+		for _, c := range countries {
+			args = append(args, c)
+		}
+	}
+	q += ` WHERE p.class = 'alive'`
+	return q, args, func(rows Rows, x *Found) error {
+		x.Class = check.Alive
+		return rows.Scan(&x.Proxy)
+	}
+}
+
+// Each calls fn with the current rows o selects, fastest first (the order of List), each with
+// the geo information of its address. It reads as it goes: the pool is never held in memory, and
+// the first row comes as soon as the database finds it (an index serves the order, so nothing is
+// sorted). An error of fn stops the reading and is returned as is.
+func Each(ctx context.Context, db DB, o EachOptions, fn func(Found) error) error {
+	q, args := Filter{AnyClass: o.All, Countries: o.Countries}.sql()
+	scan := func(rows Rows, x *Found) error { return scanFound(rows, x) }
+	if o.ProxyOnly && !o.All {
+		q, args, scan = liveProxiesSQL(o.Countries)
+	}
+	q += ` ORDER BY p.class, p.total_ms, p.addr, p.scheme`
+	rows, err := db.Query(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("count pool: %w", err)
+		return fmt.Errorf("read pool: %w", err)
 	}
 	defer rows.Close()
+	var x Found // one for the whole read: scan's pointer would move a new one to the heap per row
 	for rows.Next() {
-		var k string
-		var n int64
-		if err := rows.Scan(&k, &n); err != nil {
-			return fmt.Errorf("count pool: %w", err)
+		x = Found{}
+		if err := scan(rows, &x); err != nil {
+			return fmt.Errorf("read pool: %w", err)
 		}
-		into[k] = n
+		if err := fn(x); err != nil {
+			return err
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("count pool: %w", err)
+	if err := closeRows(rows); err != nil {
+		return fmt.Errorf("read pool: %w", err)
 	}
 	return nil
 }

@@ -83,7 +83,17 @@ func dedupe(checks []Check) []row {
 	return out
 }
 
+// recordBatch writes the current rows first, then the history: when the two are not in one
+// transaction (a write outside a job), LiveVersion, which takes the newest check from the history,
+// moves only once the current rows it stands for are written.
 func recordBatch(ctx context.Context, db DB, src Source, rows []row) error {
+	if err := recordCurrent(ctx, db, src, rows); err != nil {
+		return err
+	}
+	return recordHistory(ctx, db, src, rows)
+}
+
+func recordHistory(ctx context.Context, db DB, src Source, rows []row) error {
 	var b strings.Builder
 	args := make([]any, 0, len(rows)*13)
 	b.WriteString(`INSERT INTO proxyline_check
@@ -105,9 +115,12 @@ func recordBatch(ctx context.Context, db DB, src Source, rows []row) error {
 	if _, err := db.Exec(ctx, b.String(), args...); err != nil {
 		return fmt.Errorf("record history of job %d (%d proxies): %w", src.JobID, len(rows), err)
 	}
+	return nil
+}
 
-	b.Reset()
-	args = args[:0]
+func recordCurrent(ctx context.Context, db DB, src Source, rows []row) error {
+	var b strings.Builder
+	args := make([]any, 0, len(rows)*12)
 	b.WriteString(`INSERT INTO proxyline_proxy
 		(addr, scheme, proxy, protocol, class, err, exit_ip, anonymity, connect_ms, total_ms, checked_at, job_id)
 		VALUES `)

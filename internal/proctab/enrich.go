@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // FD classes returned in FD.Class.
@@ -133,19 +134,26 @@ func envContains(b []byte, kv string) bool {
 	return false
 }
 
-// Cgroup returns the cgroup v2 path of pid (the "0::" line of /proc/<pid>/cgroup), relative to
-// the cgroup2 mount, e.g. "/killtest/run-1". It is "" when the process has no v2 entry.
+// Cgroup returns the cgroup v2 name of pid: the "0::" line of /proc/<pid>/cgroup, e.g.
+// "/killtest/run-1", relative to the caller's cgroup namespace (CgroupDir finds its directory).
+// Hybrid hosts also list cgroup v1 hierarchies ("4:memory:/x"); only the v2 line counts. It is ""
+// when the process has no v2 entry.
 func Cgroup(pid int) (string, error) {
 	b, err := os.ReadFile(procPath(pid, "cgroup"))
 	if err != nil {
 		return "", fmt.Errorf("read cgroup of pid %d: %w", pid, err)
 	}
+	return cgroupV2Line(b), nil
+}
+
+// cgroupV2Line returns the name in the "0::" line of a /proc/<pid>/cgroup text, "" if none.
+func cgroupV2Line(b []byte) string {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "0::"); ok {
-			return rest, nil
+			return rest
 		}
 	}
-	return "", nil
+	return ""
 }
 
 // Wchan returns the kernel function pid sleeps in, or "" when it is running, gone or the
@@ -214,4 +222,14 @@ func WithEnv(kv string) ([]Proc, error) {
 		}
 	}
 	return out, nil
+}
+
+// UID returns the user that owns pid: the owner of /proc/<pid>, its effective user id (root for
+// a process that is not dumpable). The error wraps os.ErrNotExist when the process is gone.
+func UID(pid int) (int, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid), &st); err != nil {
+		return 0, &os.PathError{Op: "stat", Path: "/proc/" + strconv.Itoa(pid), Err: err}
+	}
+	return int(st.Uid), nil
 }

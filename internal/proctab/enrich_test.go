@@ -1,6 +1,7 @@
 package proctab
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -246,5 +247,14 @@ func TestWithEnv(t *testing.T) {
 				t.Error("the caller is listed")
 			}
 		}
+	}
+}
+
+func TestUID(t *testing.T) {
+	if uid, err := UID(os.Getpid()); err != nil || uid != os.Geteuid() {
+		t.Errorf("UID(self) = %d, %v; want %d", uid, err, os.Geteuid())
+	}
+	if _, err := UID(1 << 30); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("UID of no process: %v, want ErrNotExist", err)
 	}
 }

@@ -9,6 +9,7 @@ type Proc struct {
 	PGID      int
 	SID       int
 	State     byte   // R, S, D, Z, T, t, X, I, ...
+	Flags     uint32 // the kernel's per-process flags (stat field 9, PF_*)
 	StartTime uint64 // clock ticks since boot (stat field 22); with PID, the process's identity
 	Comm      string // executable name as the kernel keeps it (at most 15 bytes), may contain spaces and ')'
 	Threads   int
@@ -25,6 +26,13 @@ type Key struct {
 
 // Key returns the identity of p.
 func (p Proc) Key() Key { return Key{PID: p.PID, StartTime: p.StartTime} }
+
+// pfKthread is PF_KTHREAD of include/linux/sched.h: the task is a kernel thread.
+const pfKthread = 0x00200000
+
+// KernelThread reports whether p is a kernel thread (kthreadd and its children: kworker/...,
+// ksoftirqd/...). Kernel threads have no user memory, so no environment, and rename themselves.
+func (p Proc) KernelThread() bool { return p.Flags&pfKthread != 0 || p.PID == 2 || p.PPID == 2 }
 
 // ClockTicks is the kernel's USER_HZ, the unit of StartTime, UTime and STime. It is 100 on
 // every Linux architecture Go supports.

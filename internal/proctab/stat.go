@@ -24,89 +24,109 @@ func ParseStat(b []byte) (Proc, error) {
 // not allocate a new string per process per tick.
 func parseStat(b []byte, intern map[string]string) (Proc, error) {
 	var p Proc
+	rest, err := p.parseHead(b, intern)
+	if err != nil {
+		return p, err
+	}
+	return p, p.parseFields(rest)
+}
+
+// parseHead parses the pid and the comm (between the first '(' and the last ')') and returns
+// what follows the comm.
+func (p *Proc) parseHead(b []byte, intern map[string]string) ([]byte, error) {
 	open := bytes.IndexByte(b, '(')
 	end := bytes.LastIndexByte(b, ')')
 	if open < 1 || end < open {
-		return p, fmt.Errorf("%w: no (comm)", ErrMalformed)
+		return nil, fmt.Errorf("%w: no (comm)", ErrMalformed)
 	}
 	pid, ok := atoi(bytes.TrimSpace(b[:open]))
 	if !ok || pid <= 0 {
-		return p, fmt.Errorf("%w: bad pid %q", ErrMalformed, b[:open])
+		return nil, fmt.Errorf("%w: bad pid %q", ErrMalformed, b[:open])
 	}
 	p.PID = int(pid)
 	comm := b[open+1 : end]
-	if intern != nil {
-		if s, ok := intern[string(comm)]; ok {
-			p.Comm = s
-		} else {
-			p.Comm = string(comm)
-			if len(intern) < 4096 {
-				intern[p.Comm] = p.Comm
-			}
+	switch s, ok := intern[string(comm)]; {
+	case ok:
+		p.Comm = s
+	case intern != nil:
+		p.Comm = string(comm)
+		if len(intern) < 4096 {
+			intern[p.Comm] = p.Comm
 		}
-	} else {
+	default:
 		p.Comm = string(comm)
 	}
-	rest := b[end+1:]
-	// Fields after the comm, numbered as in proc(5): 3 state, 4 ppid, 5 pgrp, 6 session,
-	// 14 utime, 15 stime, 20 num_threads, 22 starttime, 24 rss.
+	return b[end+1:], nil
+}
+
+// lastStatField is the last field of proc(5)'s stat the parser reads (rss).
+const lastStatField = 24
+
+// parseFields parses the fields after the comm, numbered as in proc(5): 3 state, 4 ppid, 5 pgrp,
+// 6 session, 9 flags, 14 utime, 15 stime, 20 num_threads, 22 starttime, 24 rss. The loop is
+// the snapshot's hot path: it stays in one function, without allocation.
+func (p *Proc) parseFields(rest []byte) error {
 	field := 2
-	for len(rest) > 0 && field < 24 {
-		// skip one separator
-		if rest[0] != ' ' {
-			return p, fmt.Errorf("%w: field %d: want space", ErrMalformed, field+1)
+	for len(rest) > 0 && field < lastStatField {
+		if rest[0] != ' ' { // skip one separator
+			return fmt.Errorf("%w: field %d: want space", ErrMalformed, field+1)
 		}
 		rest = rest[1:]
-		i := bytes.IndexByte(rest, ' ')
 		var tok []byte
-		if i < 0 {
+		if i := bytes.IndexByte(rest, ' '); i < 0 {
 			tok, rest = bytes.TrimRight(rest, "\n"), nil
 		} else {
 			tok, rest = rest[:i], rest[i:]
 		}
 		field++
 		if len(tok) == 0 {
-			return p, fmt.Errorf("%w: field %d empty", ErrMalformed, field)
+			return fmt.Errorf("%w: field %d empty", ErrMalformed, field)
 		}
-		if field == 3 {
+		switch field {
+		case 3:
 			if len(tok) != 1 || !(tok[0] >= 'A' && tok[0] <= 'Z' || tok[0] >= 'a' && tok[0] <= 'z') {
-				return p, fmt.Errorf("%w: state %q", ErrMalformed, tok)
+				return fmt.Errorf("%w: state %q", ErrMalformed, tok)
 			}
 			p.State = tok[0]
 			continue
-		}
-		switch field {
-		case 4, 5, 6, 14, 15, 20, 22, 24:
+		case 4, 5, 6, 9, 14, 15, 20, 22, 24:
 		default:
 			continue
 		}
 		v, ok := atoi(tok)
-		if !ok || (v < 0 && (field == 14 || field == 15 || field == 22)) {
-			return p, fmt.Errorf("%w: field %d %q", ErrMalformed, field, tok)
+		if !ok || (v < 0 && (field == 9 || field == 14 || field == 15 || field == 22)) || (field == 9 && v > 1<<32-1) {
+			return fmt.Errorf("%w: field %d %q", ErrMalformed, field, tok)
 		}
-		switch field {
-		case 4:
-			p.PPID = int(v)
-		case 5:
-			p.PGID = int(v)
-		case 6:
-			p.SID = int(v)
-		case 14:
-			p.UTime = uint64(v)
-		case 15:
-			p.STime = uint64(v)
-		case 20:
-			p.Threads = int(v)
-		case 22:
-			p.StartTime = uint64(v)
-		case 24:
-			p.RSSPages = v
-		}
+		p.setNumber(field, v)
 	}
-	if field < 24 {
-		return p, fmt.Errorf("%w: only %d fields", ErrMalformed, field)
+	if field < lastStatField {
+		return fmt.Errorf("%w: only %d fields", ErrMalformed, field)
 	}
-	return p, nil
+	return nil
+}
+
+// setNumber stores the value of a numeric field the parser keeps.
+func (p *Proc) setNumber(field int, v int64) {
+	switch field {
+	case 4:
+		p.PPID = int(v)
+	case 5:
+		p.PGID = int(v)
+	case 6:
+		p.SID = int(v)
+	case 9:
+		p.Flags = uint32(v)
+	case 14:
+		p.UTime = uint64(v)
+	case 15:
+		p.STime = uint64(v)
+	case 20:
+		p.Threads = int(v)
+	case 22:
+		p.StartTime = uint64(v)
+	case 24:
+		p.RSSPages = v
+	}
 }
 
 // atoi parses an optionally negative decimal integer without allocating.

@@ -24,6 +24,7 @@ func statLine(p Proc) string {
 	f[3] = fmt.Sprint(p.PPID)
 	f[4] = fmt.Sprint(p.PGID)
 	f[5] = fmt.Sprint(p.SID)
+	f[8] = fmt.Sprint(p.Flags)
 	f[13] = fmt.Sprint(p.UTime)
 	f[14] = fmt.Sprint(p.STime)
 	f[19] = fmt.Sprint(p.Threads)
@@ -34,7 +35,7 @@ func statLine(p Proc) string {
 
 func TestParseStat(t *testing.T) {
 	t.Parallel()
-	base := Proc{PID: 42, PPID: 1, PGID: 42, SID: 42, State: 'S', StartTime: 123456, Threads: 3, RSSPages: 512, UTime: 7, STime: 9}
+	base := Proc{PID: 42, PPID: 1, PGID: 42, SID: 42, State: 'S', Flags: 0x00400140, StartTime: 123456, Threads: 3, RSSPages: 512, UTime: 7, STime: 9}
 	tests := []struct {
 		name string
 		comm string

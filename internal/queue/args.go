@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/proxyline/proxyline/internal/check"
 )
 
 // Job kinds. Scrape is reserved for the scraper (a later issue): its kind name is taken so that
@@ -21,29 +23,39 @@ const (
 const DefaultMaxAttempts = 5
 
 // CheckOptions are the check settings a job carries, so that every worker checks the same way.
+// The judge fields are check.JudgeConfig's, under the same names; the JSON names are those of
+// the jobs already in databases, and stay.
 type CheckOptions struct {
 	// Judge is the judge URL. Empty means the checker's default judge.
 	Judge string `json:"judge,omitempty"`
 	// Timeout bounds one proxy's check. Zero means the checker's default.
 	Timeout time.Duration `json:"timeout,omitempty"`
-	// JudgeCAPEM is a PEM bundle trusted for an HTTPS judge, in addition to the system roots.
+	// JudgeCAPEM holds the CA certificates (PEM) that verify an HTTPS judge, instead of the
+	// system roots (check.JudgeConfig.CAPEM).
 	JudgeCAPEM string `json:"judge_ca_pem,omitempty"`
 	// JudgeCAPath is a PEM file on the worker's machine, read by the worker. Prefer JudgeCAPEM.
 	JudgeCAPath string `json:"judge_ca_path,omitempty"`
-	// ExpectStatus is the judge's expected HTTP status. Zero means 200.
-	ExpectStatus int `json:"expect_status,omitempty"`
-	// ExpectKeyword must appear in the judge's body when set.
-	ExpectKeyword string `json:"expect_keyword,omitempty"`
+	// JudgeStatus is the judge's expected HTTP status. Zero means 200.
+	JudgeStatus int `json:"expect_status,omitempty"`
+	// JudgeKeyword must appear in the judge's body when set (a third-party judge).
+	JudgeKeyword string `json:"expect_keyword,omitempty"`
+	// JudgePostQuantum offers the judge post-quantum key exchanges too (--judge-pq).
+	JudgePostQuantum bool `json:"judge_pq,omitempty"`
 }
 
 // Validate checks the options for values no checker accepts.
 func (o CheckOptions) Validate() error {
 	var errs []error
+	if o.Judge != "" {
+		if err := check.ValidateJudgeURL(o.Judge); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s is negative", o.Timeout))
 	}
-	if o.ExpectStatus != 0 && (o.ExpectStatus < 100 || o.ExpectStatus > 599) {
-		errs = append(errs, fmt.Errorf("expected status %d is not an HTTP status", o.ExpectStatus))
+	if o.JudgeStatus != 0 && (o.JudgeStatus < 100 || o.JudgeStatus > 599) {
+		errs = append(errs, fmt.Errorf("judge status %d is not an HTTP status", o.JudgeStatus))
 	}
 	if o.JudgeCAPEM != "" && o.JudgeCAPath != "" {
 		errs = append(errs, errors.New("judge CA given both as PEM and as a path"))

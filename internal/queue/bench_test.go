@@ -13,6 +13,7 @@ import (
 	"github.com/proxyline/proxyline/internal/lab"
 	"github.com/proxyline/proxyline/internal/pool"
 	"github.com/proxyline/proxyline/internal/queue"
+	"github.com/proxyline/proxyline/internal/testkit"
 	"github.com/proxyline/proxyline/proxy"
 )
 
@@ -91,7 +92,7 @@ func benchQueueVsCheck(b *testing.B, l *lab.Lab, list, engine string, m queueMix
 				"--concurrency", strconv.Itoa(m.jobs), "--parallel", strconv.Itoa(m.conc/2)))
 		}
 		st := open(b, db)
-		waitFor(b, time.Minute, "two workers", func() bool {
+		testkit.WaitFor(b, time.Minute, "two workers", func() bool {
 			s, err := st.Status(context.Background())
 			return err == nil && s.WorkersAlive == 2
 		})
@@ -138,26 +139,50 @@ func cpuOf(p *proc) time.Duration {
 }
 
 // BenchmarkRecordChunk writes the results of one 100-proxy job to the pool (no job completion).
+// In "flip", every proxy is named by two sources and each job flips all of them between alive
+// and timeout: the pool's counters' worst case (every result moves the class counts and both
+// sources' alive counts).
 func BenchmarkRecordChunk(b *testing.B) {
 	for _, engine := range engines {
-		b.Run(engine, func(b *testing.B) {
-			st := open(b, database(b, engine))
-			ctx := context.Background()
-			var cs []pool.Check
-			for i, s := range proxies(100) {
-				p, err := proxy.Parse(s)
-				if err != nil {
-					b.Fatal(err)
-				}
-				cs = append(cs, pool.Check{Given: p, Result: check.Result{Proxy: p, Class: check.Alive, CheckedAt: time.Now(), Total: time.Duration(i) * time.Millisecond}})
+		for _, flip := range []bool{false, true} {
+			name := engine
+			if flip {
+				name += "/flip"
 			}
-			job := int64(0)
-			for b.Loop() {
-				job++
-				if err := pool.Record(ctx, st.DB(), pool.Source{JobID: job, Attempt: 1, Worker: "w"}, cs); err != nil {
-					b.Fatal(err)
-				}
+			b.Run(name, func(b *testing.B) { benchRecordChunk(b, engine, flip) })
+		}
+	}
+}
+
+func benchRecordChunk(b *testing.B, engine string, flip bool) {
+	st := open(b, database(b, engine))
+	ctx := context.Background()
+	var cs []pool.Check
+	var seen []pool.Sighting
+	for i, s := range proxies(100) {
+		p, err := proxy.Parse(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cs = append(cs, pool.Check{Given: p, Result: check.Result{Proxy: p, Class: check.Alive, CheckedAt: time.Now(), Total: time.Duration(i) * time.Millisecond}})
+		seen = append(seen, pool.Sighting{Source: "a", Proxy: p, Seen: time.Now()}, pool.Sighting{Source: "b", Proxy: p, Seen: time.Now()})
+	}
+	if flip {
+		if err := pool.RecordSightings(ctx, st.DB(), seen); err != nil {
+			b.Fatal(err)
+		}
+	}
+	job := int64(0)
+	for b.Loop() {
+		job++
+		if flip {
+			for i := range cs {
+				cs[i].Result.Class = []check.Class{check.Alive, check.Timeout}[job%2]
+				cs[i].Result.CheckedAt = time.Now()
 			}
-		})
+		}
+		if err := pool.Record(ctx, st.DB(), pool.Source{JobID: job, Attempt: 1, Worker: "w"}, cs); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -36,6 +38,7 @@ type riverEngine[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	abort   func(ctx context.Context, tx TTx) error
 	wrap    func(tx TTx) pool.DB
 	lock    func(ctx context.Context) (unlock func(), err error) // serialises migrations across processes
+	file    func() error                                         // checkFile; nil: not a file
 	closeDB func()
 
 	inserterOnce sync.Once
@@ -43,9 +46,24 @@ type riverEngine[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	inserterErr  error
 }
 
+// pool returns the pool package's name for the dialect.
+func (d dialect) pool() pool.Dialect {
+	if d == dialectPostgres {
+		return pool.Postgres
+	}
+	return pool.SQLite
+}
+
 func (e *riverEngine[TDriver, TTx]) db() pool.DB      { return e.plain }
 func (e *riverEngine[TDriver, TTx]) dialect() dialect { return e.dial }
 func (e *riverEngine[TDriver, TTx]) close()           { e.closeDB() }
+
+func (e *riverEngine[TDriver, TTx]) checkFile() error {
+	if e.file == nil {
+		return nil
+	}
+	return e.file()
+}
 
 func (e *riverEngine[TDriver, TTx]) migrate(ctx context.Context) (riverVersions, own []int, err error) {
 	unlock, err := e.lock(ctx)
@@ -68,11 +86,59 @@ func (e *riverEngine[TDriver, TTx]) migrate(ctx context.Context) (riverVersions,
 	if !pool.Pending(ctx, e.plain) {
 		return riverVersions, nil, nil
 	}
+	restore, err := e.bigMigrationMemory(ctx)
+	if err != nil {
+		return riverVersions, nil, err
+	}
+	defer restore()
 	err = e.inTx(ctx, func(tx TTx) error {
-		own, err = pool.Migrate(ctx, e.wrap(tx))
+		if e.dial == dialectPostgres {
+			for _, set := range []string{pgMaintenanceMemory, pgWorkMemory} {
+				if _, err := e.wrap(tx).Exec(ctx, set); err != nil {
+					return fmt.Errorf("pool migration memory: %w", err)
+				}
+			}
+		}
+		own, err = pool.Migrate(ctx, e.wrap(tx), e.dial.pool())
 		return err
 	})
 	return riverVersions, own, err
+}
+
+// Memory for a pool migration, which may build indexes and count a big pool (the counters'
+// migration, pool.CountsVersion: two index builds over 1,000,000 and 1,300,000 rows, a count of
+// 4,000,000 history rows, a join of every sighting with the pool). With the defaults (SQLite: a 2
+// MB page cache; PostgreSQL: 64 MB for an index build, 4 MB per sort or hash) the sorts spill to
+// temporary files and SQLite reads the same pages again and again. Only while migrating: the
+// SQLite setting is put back after it, the PostgreSQL ones are SET LOCAL (this transaction).
+const (
+	sqliteMigrationCache = `PRAGMA cache_size = -524288` // KiB: up to 512 MiB, used as pages are read
+	pgMaintenanceMemory  = `SET LOCAL maintenance_work_mem = '512MB'`
+	pgWorkMemory         = `SET LOCAL work_mem = '256MB'`
+)
+
+// bigMigrationMemory gives a SQLite connection a big page cache until the returned function puts
+// the one it had back (the store has one connection: the migration's). Nothing on PostgreSQL.
+func (e *riverEngine[TDriver, TTx]) bigMigrationMemory(ctx context.Context) (func(), error) {
+	if e.dial != dialectSQLite {
+		return func() {}, nil
+	}
+	rows, err := e.plain.Query(ctx, `PRAGMA cache_size`)
+	if err != nil {
+		return nil, fmt.Errorf("read cache_size: %w", err)
+	}
+	var was int64
+	ok := rows.Next() && rows.Scan(&was) == nil
+	rows.Close()
+	if !ok {
+		return nil, errors.New("read cache_size: no value")
+	}
+	if _, err := e.plain.Exec(ctx, sqliteMigrationCache); err != nil {
+		return nil, fmt.Errorf("set cache_size: %w", err)
+	}
+	return func() {
+		_, _ = e.plain.Exec(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA cache_size = %d`, was))
+	}, nil
 }
 
 func (e *riverEngine[TDriver, TTx]) inTx(ctx context.Context, fn func(tx TTx) error) error {
@@ -117,22 +183,38 @@ func (e *riverEngine[TDriver, TTx]) insertMany(ctx context.Context, params []riv
 	return res, err
 }
 
+// newClient returns a worker's River client, on a fenced driver (see fence.go): no write about a
+// job lands unless the job still runs the attempt of the execution that makes it, by this client.
 func (e *riverEngine[TDriver, TTx]) newClient(cfg *river.Config) (riverClient, error) {
-	c, err := river.NewClient(e.driver, cfg)
+	cfg.Middleware = append(cfg.Middleware, &fenceMiddleware{})
+	c, err := river.NewClient[TTx](e.fenced(cfg.ID, cmp.Or(cfg.Logger, e.log)), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	return c, nil
 }
 
+// fenced returns the engine's driver, fenced for the River client whose ID is self.
+func (e *riverEngine[TDriver, TTx]) fenced(self string, log *slog.Logger) *fencedDriver[TTx] {
+	return &fencedDriver[TTx]{Driver: e.driver, f: newFence(self, e.dial, log)}
+}
+
+func (e *riverEngine[TDriver, TTx]) fencedExecutor(self string) riverdriver.Executor {
+	return e.fenced(self, e.log).GetExecutor()
+}
+
 func (e *riverEngine[TDriver, TTx]) inJobTx(ctx context.Context, row *rivertype.JobRow, fn func(pool.DB) error) error {
 	return e.inTx(ctx, func(tx TTx) error {
 		db := e.wrap(tx)
-		// Fencing: the attempt number is the job's epoch. A job handed back to the queue (by
-		// the local rescuer, River's rescuer or a stop) and maybe running elsewhere has a
-		// different state or attempt; its results from this run are dropped.
-		n, err := db.Exec(ctx, `UPDATE river_job SET attempt = attempt WHERE id = ? AND state = 'running' AND attempt = ?`,
-			row.ID, row.Attempt)
+		// Fencing: the attempt number and the client that fetched it are the job's epoch (see
+		// fence.go). A job handed back to the queue (by a rescuer or a stop) and maybe running
+		// elsewhere has another state, attempt or client; its results from this run are dropped.
+		by := ""
+		if len(row.AttemptedBy) > 0 {
+			by = row.AttemptedBy[len(row.AttemptedBy)-1]
+		}
+		n, err := db.Exec(ctx, `UPDATE river_job AS j SET attempt = attempt WHERE id = ? AND state = 'running' AND attempt = ? AND `+
+			lastAttemptedBy(e.dial)+` = ?`, row.ID, row.Attempt, by)
 		if err != nil {
 			return fmt.Errorf("fence job %d: %w", row.ID, err)
 		}

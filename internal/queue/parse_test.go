@@ -26,12 +26,18 @@ func TestParseIdentity(t *testing.T) {
 		want Identity
 		ok   bool
 	}{
-		{"host/12/345", Identity{"host", 12, 345}, true},
-		{"a.b-c/1/0", Identity{"a.b-c", 1, 0}, true},
-		{"host/0/1", Identity{}, false},
-		{"host/x/1", Identity{}, false},
-		{"host/1/-1", Identity{}, false},
-		{"/1/2", Identity{}, false},
+		{"host/4026531836/12/345", Identity{"host", 4026531836, 12, 345}, true},
+		{"a.b-c/1/1/0", Identity{"a.b-c", 1, 1, 0}, true},
+		{"host/12/345", Identity{}, false}, // the earlier format, without the pid namespace
+		{"host/0/1/2", Identity{}, false},
+		{"host/01/1/2", Identity{}, false},
+		{"host/1/0/1", Identity{}, false},
+		{"host/1/x/1", Identity{}, false},
+		{"host/1/1/-1", Identity{}, false},
+		{"host/1/+1/1", Identity{}, false},
+		{"host/1/1/01", Identity{}, false},
+		{"/1/1/2", Identity{}, false},
+		{"a/b/1/1/2", Identity{}, false},
 		{"river_client_abc", Identity{}, false},
 		{"", Identity{}, false},
 	}
@@ -44,7 +50,7 @@ func TestParseIdentity(t *testing.T) {
 }
 
 func FuzzParseIdentity(f *testing.F) {
-	for _, s := range []string{"host/12/345", "a/b/c", "//", "h/1/2/3", "h/99999999999999999999/1"} {
+	for _, s := range []string{"host/4026531836/12/345", "host/12/345", "a/b/c/d", "///", "h/1/2/3/4", "h/1/99999999999999999999/1", "h/0/1/1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -53,6 +59,9 @@ func FuzzParseIdentity(f *testing.F) {
 			return
 		}
 		// What parses prints back to itself, and parses to the same again.
+		if id.String() != s || id.PID <= 0 || id.PIDNS == 0 {
+			t.Fatalf("%q -> %+v -> %q", s, id, id.String())
+		}
 		again, err := ParseIdentity(id.String())
 		if err != nil || again != id {
 			t.Fatalf("%q -> %v -> %q -> %v, %v", s, id, id.String(), again, err)

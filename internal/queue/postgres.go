@@ -15,10 +15,14 @@ import (
 // migrationLockKey is the advisory lock key that serialises migrations ("proxylin" in ASCII).
 const migrationLockKey int64 = 0x70726f78796c696e
 
-func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (engine, error) {
+func openPostgres(ctx context.Context, dsn string, readOnly bool, log *slog.Logger) (engine, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres url %s: %w", redact(dsn), err)
+	}
+	if readOnly {
+		// Every transaction of the session is read-only: the server refuses any write.
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,8 +27,16 @@ import (
 // goroutines queue for the connection inside the process instead of fighting over the lock.
 const sqliteParams = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 
-func openSQLite(ctx context.Context, path string, log *slog.Logger) (engine, error) {
-	db, err := sql.Open("sqlite", "file:"+path+sqliteParams)
+// sqliteReadOnlyParams open an existing file for reading only: mode=ro, so that nothing, not even
+// a missing file, is ever created or written; no journal mode is set (that would be a write).
+const sqliteReadOnlyParams = "?mode=ro&_pragma=busy_timeout(10000)&_pragma=mmap_size(17179869184)"
+
+func openSQLite(ctx context.Context, path string, readOnly bool, log *slog.Logger) (engine, error) {
+	params := sqliteParams
+	if readOnly {
+		params = sqliteReadOnlyParams
+	}
+	db, err := sql.Open("sqlite", "file:"+path+params)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -36,6 +45,11 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (engine, err
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, explainSQLiteOpen(path, err)
+	}
+	opened, err := fileID(path)
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -51,9 +65,39 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (engine, err
 		lock: func(ctx context.Context) (func(), error) {
 			return lockFile(ctx, path+".migrate-lock")
 		},
+		file:    func() error { return sameFile(path, opened) },
 		closeDB: func() { db.Close() },
 	}
 	return e, nil
+}
+
+// fileKey identifies a file: device and inode.
+type fileKey struct{ dev, ino uint64 }
+
+func fileID(path string) (fileKey, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileKey{}, err
+	}
+	return fileKey{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// sameFile reports an error when path no longer names the file opened (taken when the
+// database was opened, right after SQLite opened it). A process that goes on with a removed file
+// writes where nobody else reads: jobs enqueued into a new file at the path would wait for ever
+// while the workers look healthy.
+func sameFile(path string, opened fileKey) error {
+	now, err := fileID(path)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("database file %s was removed while open (it is still written to, but nobody else can see it)", path)
+	case err != nil:
+		return fmt.Errorf("database file %s: %w", path, err)
+	case now != opened:
+		return fmt.Errorf("database file %s was replaced by another file (device %d inode %d, was device %d inode %d)",
+			path, now.dev, now.ino, opened.dev, opened.ino)
+	}
+	return nil
 }
 
 // lockFile holds an exclusive flock on path until unlock. SQLite has no advisory locks, and River

@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/proxyline/proxyline/internal/pool"
+	"github.com/proxyline/proxyline/internal/secret"
 )
 
 // DefaultDatabase is the database used when none is given: a SQLite file in the working directory.
@@ -33,6 +36,9 @@ type Config struct {
 	Database string
 	// Logger receives migration and queue logs. Nil means discard.
 	Logger *slog.Logger
+	// Access says whether Open may create and migrate (the default, Migrate), or must find the
+	// database ready (Existing, ReadOnly).
+	Access Access
 }
 
 // Validate checks the database string's form.
@@ -53,6 +59,9 @@ func parseDatabase(s string) (engine, dsn string, err error) {
 	case strings.Contains(s, "://"):
 		return "", "", fmt.Errorf("database %q: want a SQLite file path or a postgres:// URL", redact(s))
 	}
+	if keyValueDSN.MatchString(s) {
+		return "", "", fmt.Errorf("database %q looks like a PostgreSQL key=value connection string: give a postgres:// URL (or a SQLite file path)", redact(s))
+	}
 	path := strings.TrimPrefix(strings.TrimPrefix(s, "sqlite:"), "file:")
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return "", "", fmt.Errorf("database %q: want a plain SQLite file path (no '?' or '#')", s)
@@ -64,14 +73,12 @@ func parseDatabase(s string) (engine, dsn string, err error) {
 	return EngineSQLite, abs, nil
 }
 
-// redact hides a URL's password for logs and errors.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// keyValueDSN matches a PostgreSQL key=value connection string ("host=db user=u ..."), which
+// would otherwise be taken for a SQLite file name.
+var keyValueDSN = regexp.MustCompile(`^\s*[a-z_]+\s*=\s*\S*\s+[a-z_]+\s*=`)
+
+// redact hides a database URL's passwords (user:pass@, ?password=, ...) for logs and errors.
+func redact(s string) string { return secret.Redact(s) }
 
 // Store is an open queue database: River's tables and the pool's, migrated.
 type Store struct {
@@ -85,14 +92,25 @@ type Store struct {
 type engine interface {
 	db() pool.DB
 	migrate(ctx context.Context) (riverVersions, poolVersions []int, err error)
+	// checkSchema says whether every migration is applied, changing nothing.
+	checkSchema(ctx context.Context) error
 	insertMany(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+	// insertManyThen inserts jobs and runs then in the same transaction (txn.go).
+	insertManyThen(ctx context.Context, params []river.InsertManyParams, then func(pool.DB, []*rivertype.JobInsertResult) error) error
+	// tx runs fn in one transaction (txn.go).
+	tx(ctx context.Context, fn func(pool.DB) error) error
 	newClient(cfg *river.Config) (riverClient, error)
+	// fencedExecutor is what a worker's River client with ID self writes through (fence.go).
+	fencedExecutor(self string) riverdriver.Executor
 	ui(ctx context.Context, log *slog.Logger, prefix string) (http.Handler, error)
 	// inJobTx runs fn in a transaction that also completes job, if job is still running its
 	// attempt (fencing: a job handed back to the queue meanwhile is left alone, ErrJobLost).
 	inJobTx(ctx context.Context, job *rivertype.JobRow, fn func(pool.DB) error) error
 	// dialect says which SQL flavour the few engine-specific statements use.
 	dialect() dialect
+	// checkFile reports an error when the database is a file that is no longer the one opened
+	// (removed, or replaced by another file at the same path). Nil for PostgreSQL.
+	checkFile() error
 	close()
 }
 
@@ -109,7 +127,9 @@ type riverClient interface {
 // attempt (it was handed back and maybe taken by another worker).
 var ErrJobLost = errors.New("job no longer running this attempt")
 
-// Open opens (creating a SQLite file if needed) and migrates the database.
+// Open opens the database. With Access Migrate (the default) it creates a missing SQLite file
+// and migrates; otherwise the database must exist with its schema up to date (ErrNoDatabase,
+// ErrNoSchema). A SQLite path that cannot be opened gives an error naming the path and the cause.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	kind, dsn, err := parseDatabase(cfg.Database)
 	if err != nil {
@@ -123,13 +143,30 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	switch kind {
 	case EngineSQLite:
 		s.name = dsn
-		s.eng, err = openSQLite(ctx, dsn, log)
+		if err := checkSQLitePath(dsn, cfg.Access); err != nil {
+			return nil, err
+		}
+		if cfg.Access == Existing {
+			// Opening read-write sets WAL mode, a write: look read-only first, so that a file
+			// that is not our queue is left exactly as it is.
+			if err := checkSQLiteSchema(ctx, dsn, log); err != nil {
+				return nil, err
+			}
+		}
+		s.eng, err = openSQLite(ctx, dsn, cfg.Access == ReadOnly, log)
 	default:
 		s.name = redact(dsn)
-		s.eng, err = openPostgres(ctx, dsn, log)
+		s.eng, err = openPostgres(ctx, dsn, cfg.Access == ReadOnly, log)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Access != Migrate {
+		if err := s.eng.checkSchema(ctx); err != nil {
+			s.eng.close()
+			return nil, fmt.Errorf("%s database %s: %w", kind, s.name, err)
+		}
+		return s, nil
 	}
 	riverVersions, own, err := s.eng.migrate(ctx)
 	if err != nil {

@@ -132,6 +132,9 @@ func jobState(t *testing.T, st *queue.Store, id int64) string {
 	return s
 }
 
+// TestRescueOnce hands back the jobs of dead workers: by process on this host (pid and start
+// time), and by heartbeat on any host once deadAfter is given, never the caller's own jobs,
+// never twice.
 func TestRescueOnce(t *testing.T) {
 	t.Parallel()
 	self, err := queue.Self()
@@ -139,19 +142,31 @@ func TestRescueOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Same pid, other start time: what a reused pid looks like. It must count as dead.
-	reused := queue.Identity{Host: self.Host, PID: self.PID, StartTime: self.StartTime + 1}
-	other := queue.Identity{Host: self.Host + "-elsewhere", PID: 1, StartTime: 1}
+	reused := queue.Identity{Host: self.Host, PIDNS: self.PIDNS, PID: self.PID, StartTime: self.StartTime + 1}
+	other := queue.Identity{Host: self.Host + "-elsewhere", PIDNS: self.PIDNS, PID: 1, StartTime: 1}
+	silent := queue.Identity{Host: self.Host + "-silent", PIDNS: self.PIDNS, PID: 2, StartTime: 2}
+	// A worker of this host in another PID namespace (a container, unshare --pid) whose pid and
+	// start time name no process here: /proc cannot judge it; only its heartbeat can.
+	otherNS := queue.Identity{Host: self.Host, PIDNS: self.PIDNS + 1, PID: self.PID, StartTime: self.StartTime + 1}
+	silentNS := queue.Identity{Host: self.Host, PIDNS: self.PIDNS + 2, PID: self.PID, StartTime: self.StartTime + 2}
+	// beat: the heartbeat of the worker row to insert: "" none, "fresh", "old" (a minute ago).
 	tests := []struct {
 		name    string
 		by      string
+		beat    string
 		attempt int
-		want    string
+		want    string // after a pass without heartbeat recovery
+		wantHB  string // after a second pass with it (deadAfter 10 s)
 	}{
-		{"live worker keeps its job", self.String(), 1, "running"},
-		{"dead worker (pid reused) hands back", reused.String(), 1, "available"},
-		{"attempts exhausted: discarded", reused.String(), queue.DefaultMaxAttempts, "discarded"},
-		{"other host left to River's rescuer", other.String(), 1, "running"},
-		{"foreign client id left alone", "some-other-client", 1, "running"},
+		{"live worker keeps its job", self.String(), "old", 1, "running", "running"},
+		{"dead worker (pid reused) hands back", reused.String(), "", 1, "available", "available"},
+		{"attempts exhausted: discarded", reused.String(), "", queue.DefaultMaxAttempts, "discarded", "discarded"},
+		{"other host, fresh heartbeat: kept", other.String(), "fresh", 1, "running", "running"},
+		{"other host, silent: handed back by heartbeat", silent.String(), "old", 1, "running", "available"},
+		{"foreign client id left alone", "some-other-client", "", 1, "running", "running"},
+		{"earlier id format (no pid namespace) left to River", self.Host + "/1/1", "", 1, "running", "running"},
+		{"other pid namespace, fresh heartbeat: kept", otherNS.String(), "fresh", 1, "running", "running"},
+		{"other pid namespace, silent: handed back by heartbeat", silentNS.String(), "old", 1, "running", "available"},
 	}
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
@@ -162,10 +177,22 @@ func TestRescueOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			now := time.Now().UnixMilli()
 			for i, tt := range tests {
 				markRunning(t, st, ids[i], tt.attempt, tt.by)
+				if tt.beat == "" {
+					continue
+				}
+				at := now
+				if tt.beat == "old" {
+					at = now - time.Minute.Milliseconds()
+				}
+				if _, err := st.DB().Exec(ctx, `INSERT INTO proxyline_worker (id, host, pid, started_at, heartbeat_at, concurrency, backend, layers)
+					VALUES (?, 'h', 1, 0, ?, 1, 'inprocess', '') ON CONFLICT (id) DO NOTHING`, tt.by, at); err != nil {
+					t.Fatal(err)
+				}
 			}
-			moved, err := st.RescueOnce(ctx, self)
+			moved, err := st.RescueOnce(ctx, self, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,10 +204,22 @@ func TestRescueOnce(t *testing.T) {
 			if len(moved) != 2 {
 				t.Errorf("moved %v, want 2 jobs", moved)
 			}
-			// A second pass (another worker's rescuer) finds nothing to move: the update is guarded.
-			again, err := st.RescueOnce(ctx, self)
+			moved, err = st.RescueOnce(ctx, self, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, tt := range tests {
+				if got := jobState(t, st, ids[i]); got != tt.wantHB {
+					t.Errorf("%s (heartbeat recovery): state %s, want %s", tt.name, got, tt.wantHB)
+				}
+			}
+			if len(moved) != 2 || moved[0].Reason != "heartbeat stale" || moved[1].Reason != "heartbeat stale" {
+				t.Errorf("heartbeat pass moved %+v, want the silent workers' jobs", moved)
+			}
+			// A third pass (another worker's rescuer) finds nothing to move: the update is guarded.
+			again, err := st.RescueOnce(ctx, self, 10*time.Second)
 			if err != nil || len(again) != 0 {
-				t.Errorf("second rescue moved %v, err %v", again, err)
+				t.Errorf("third rescue moved %v, err %v", again, err)
 			}
 		})
 	}

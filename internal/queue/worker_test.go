@@ -11,6 +11,7 @@ import (
 	"github.com/proxyline/proxyline/internal/lab"
 	"github.com/proxyline/proxyline/internal/pool"
 	"github.com/proxyline/proxyline/internal/queue"
+	"github.com/proxyline/proxyline/internal/testkit"
 	"github.com/proxyline/proxyline/proxy"
 )
 
@@ -21,7 +22,11 @@ func startLab(t testing.TB, cfg lab.Config) (*lab.Lab, []string) {
 	if err != nil {
 		t.Fatalf("start lab: %v", err)
 	}
-	t.Cleanup(l.Stop)
+	t.Cleanup(func() {
+		if err := l.Stop(context.Background()); err != nil {
+			t.Errorf("stop lab: %v", err)
+		}
+	})
 	var lines []string
 	for _, p := range l.Candidates() {
 		lines = append(lines, p.String())
@@ -76,7 +81,7 @@ func TestWorkerChecksIntoPool(t *testing.T) {
 			if err != nil {
 				t.Fatalf("queue not drained: %v (%+v)", err, s)
 			}
-			if err := w.Stop(); err != nil {
+			if err := w.Stop(context.Background()); err != nil {
 				t.Fatalf("stop: %v", err)
 			}
 			if s.Jobs["completed"] != int64((len(lines)+6)/7) {
@@ -136,12 +141,12 @@ func TestWorkerStopHandsBack(t *testing.T) {
 			if err := w.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 30*time.Second, "both jobs running", func() bool {
+			testkit.WaitFor(t, 30*time.Second, "both jobs running", func() bool {
 				s, err := st.Status(ctx)
 				return err == nil && s.Jobs["running"] == 2
 			})
 			start := time.Now()
-			if err := w.Stop(); err != nil {
+			if err := w.Stop(context.Background()); err != nil {
 				t.Fatalf("stop: %v", err)
 			}
 			if d := time.Since(start); d > 5*time.Second {
@@ -158,18 +163,6 @@ func TestWorkerStopHandsBack(t *testing.T) {
 	}
 }
 
-// waitFor polls cond every 20 ms until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling with a deadline, not waiting for an event
-	}
-}
-
 // labConfig is a mixed lab of about n proxies, quick to check.
 func labConfig(n int) lab.Config {
 	return lab.Config{HTTP: n / 2, SOCKS5: n / 4, Refused: n / 8, Liar: n / 8}
@@ -178,4 +171,28 @@ func labConfig(n int) lab.Config {
 // slowLab is a lab of n live proxies that each answer after delay.
 func slowLab(n int, delay time.Duration) lab.Config {
 	return lab.Config{Slow: n, SlowDelay: delay}
+}
+
+// TestWorkerConfigDeadAfter: the dead-after bound must leave room for three heartbeats, so that
+// a worker that misses one or two (a busy database) is not declared dead.
+func TestWorkerConfigDeadAfter(t *testing.T) {
+	t.Parallel()
+	base := queue.WorkerConfig{NewChecker: func(context.Context, queue.CheckOptions) (queue.Checker, error) { return nil, nil }, ParseProxy: proxy.Parse}
+	tests := []struct {
+		deadAfter, beat time.Duration
+		ok              bool
+	}{
+		{0, 0, true},                                // defaults: 10 s, 2 s
+		{6 * time.Second, 0, true},                  // three default heartbeats
+		{5 * time.Second, 0, false},                 // fewer
+		{time.Second, 300 * time.Millisecond, true}, // tests may beat faster
+		{-time.Second, 0, false},
+	}
+	for _, tt := range tests {
+		c := base
+		c.DeadAfter, c.HeartbeatInterval = tt.deadAfter, tt.beat
+		if err := c.Validate(); (err == nil) != tt.ok {
+			t.Errorf("DeadAfter %s, HeartbeatInterval %s: err %v, want ok=%v", tt.deadAfter, tt.beat, err, tt.ok)
+		}
+	}
 }

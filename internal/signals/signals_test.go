@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // TestTwoStages sends real signals to this process: the first cancels the context and leaves
 // force open, the second closes force; stop ends the goroutine (goleak checks).

@@ -34,6 +34,9 @@ type Config struct {
 	Grace time.Duration
 	// Log receives what the supervisor does. Default: discard.
 	Log *slog.Logger
+	// TempDir is where MkdirTask creates task directories by default, and where the start-up
+	// sweep looks for those of dead supervisors. Default os.TempDir() ($TMPDIR, else /tmp).
+	TempDir string
 	// SkipStartSweep leaves leftovers of dead supervisors alone at Start (tests that watch
 	// leftovers; hosts where `proxyline cleanup` runs on its own schedule). Default false: Start
 	// sweeps.
@@ -60,6 +63,11 @@ type Spec struct {
 	PTY bool
 	// Timeout bounds the run; 0 means no limit other than the context.
 	Timeout time.Duration
+	// TaskDir, if set, is a directory this supervisor made for the task with MkdirTask. With the
+	// PID namespace layer the task's init removes it should the supervisor die (even by
+	// SIGKILL) while the task runs; otherwise the next sweep does. The caller still removes it
+	// when Run returns. Run refuses (ErrStart) a directory not named as this supervisor's.
+	TaskDir string
 	// Started, if set, is called once the task runs, with the pid of the process the supervisor
 	// started: the command itself, or the task's init when a PID namespace is in force.
 	Started func(pid int)

@@ -46,7 +46,7 @@ func BenchmarkStartStop(b *testing.B) {
 			if err := s.Start(context.Background()); err != nil {
 				b.Fatal(err)
 			}
-			defer s.Stop()
+			defer stopSupervisor(b, s)
 			want := only(c.disable)
 			if got := s.Layers(); c.name != "all" && got != want {
 				b.Skipf("layers %+v not all available here (want %+v)", got, want)
@@ -73,9 +73,10 @@ func initRSS(b *testing.B, s *Supervisor) int {
 	out := newReadyWriter("ready")
 	pids := make(chan int, 1)
 	done := make(chan struct{})
+	fixture := fixtureBin(b)
 	go func() {
 		defer close(done)
-		_, _ = s.Run(ctx, Spec{Path: fixtureBin, Args: []string{"sleep"}, Stdout: out, Started: func(pid int) { pids <- pid }})
+		_, _ = s.Run(ctx, Spec{Path: fixture, Args: []string{"sleep"}, Stdout: out, Started: func(pid int) { pids <- pid }})
 	}()
 	pid := <-pids
 	select {
@@ -108,6 +109,6 @@ func BenchmarkSupervisorStart(b *testing.B) {
 		if err := s.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		s.Stop()
+		stopSupervisor(b, s)
 	}
 }

@@ -7,13 +7,17 @@ import (
 	"strings"
 )
 
-// Cookie is the value of CookieEnv: which supervisor (pid and start time, so a reused pid is not
-// mistaken for the owner) started the task, and the task's id.
+// Cookie is the value of CookieEnv: which supervisor started the task (its PID namespace, its
+// pid there and its start time, so that neither a reused pid nor the same pid in another
+// namespace is mistaken for the owner), and the task's id.
 //
-// Format: <owner-pid>:<owner-starttime>:<task-id>, where owner-starttime is field 22 of
-// /proc/<pid>/stat (clock ticks since boot) and task-id is 1–128 characters of [A-Za-z0-9_.-],
-// by default <name>-<sequence>.
+// Format: <owner-pidns>:<owner-pid>:<owner-starttime>:<task-id>, where owner-pidns is the inode
+// number of the owner's /proc/self/ns/pid, owner-pid its pid in that namespace, owner-starttime
+// field 22 of its /proc/<pid>/stat (clock ticks since boot), and task-id 1–128 characters of
+// [A-Za-z0-9_.-], by default <name>-<sequence>. Cookies of the earlier three-field format
+// (no namespace) do not parse: their processes are never touched.
 type Cookie struct {
+	OwnerPIDNS uint64
 	OwnerPID   int
 	OwnerStart uint64
 	TaskID     string
@@ -21,12 +25,27 @@ type Cookie struct {
 
 // String formats the cookie as it appears in the environment.
 func (c Cookie) String() string {
-	return strconv.Itoa(c.OwnerPID) + ":" + strconv.FormatUint(c.OwnerStart, 10) + ":" + c.TaskID
+	return c.owner().String() + ":" + c.TaskID
 }
 
-// Owner formats the owner part, "<pid>:<starttime>".
-func (c Cookie) Owner() string {
-	return strconv.Itoa(c.OwnerPID) + ":" + strconv.FormatUint(c.OwnerStart, 10)
+// Owner formats the owner part, "<pidns>:<pid>:<starttime>".
+func (c Cookie) Owner() string { return c.owner().String() }
+
+func (c Cookie) owner() ownerID {
+	return ownerID{ns: c.OwnerPIDNS, pid: c.OwnerPID, start: c.OwnerStart}
+}
+
+// ownerID is a supervisor's identity: its PID namespace (inode of /proc/<pid>/ns/pid), its pid
+// in that namespace, and its start time (stat field 22).
+type ownerID struct {
+	ns    uint64
+	pid   int
+	start uint64
+}
+
+// String formats the owner as in cookies and reports: "<pidns>:<pid>:<starttime>".
+func (o ownerID) String() string {
+	return strconv.FormatUint(o.ns, 10) + ":" + strconv.Itoa(o.pid) + ":" + strconv.FormatUint(o.start, 10)
 }
 
 var errCookie = errors.New("malformed task cookie")
@@ -34,21 +53,25 @@ var errCookie = errors.New("malformed task cookie")
 // ParseCookie parses a cookie value (without the "NAME=" part).
 func ParseCookie(s string) (Cookie, error) {
 	parts := strings.Split(s, ":")
-	if len(parts) != 3 {
-		return Cookie{}, fmt.Errorf("%w %q: want <owner-pid>:<owner-starttime>:<task-id>", errCookie, s)
+	if len(parts) != 4 {
+		return Cookie{}, fmt.Errorf("%w %q: want <owner-pidns>:<owner-pid>:<owner-starttime>:<task-id>", errCookie, s)
 	}
-	pid, err := strconv.Atoi(parts[0])
-	if err != nil || pid <= 0 || !canonical(parts[0]) {
-		return Cookie{}, fmt.Errorf("%w %q: owner pid %q", errCookie, s, parts[0])
+	ns, err := strconv.ParseUint(parts[0], 10, 64)
+	if err != nil || ns == 0 || !canonical(parts[0]) {
+		return Cookie{}, fmt.Errorf("%w %q: owner pid namespace %q", errCookie, s, parts[0])
 	}
-	start, err := strconv.ParseUint(parts[1], 10, 64)
-	if err != nil || !canonical(parts[1]) {
-		return Cookie{}, fmt.Errorf("%w %q: owner start time %q", errCookie, s, parts[1])
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil || pid <= 0 || !canonical(parts[1]) {
+		return Cookie{}, fmt.Errorf("%w %q: owner pid %q", errCookie, s, parts[1])
 	}
-	if !validTaskID(parts[2]) {
-		return Cookie{}, fmt.Errorf("%w %q: task id %q", errCookie, s, parts[2])
+	start, err := strconv.ParseUint(parts[2], 10, 64)
+	if err != nil || !canonical(parts[2]) {
+		return Cookie{}, fmt.Errorf("%w %q: owner start time %q", errCookie, s, parts[2])
 	}
-	return Cookie{OwnerPID: pid, OwnerStart: start, TaskID: parts[2]}, nil
+	if !validTaskID(parts[3]) {
+		return Cookie{}, fmt.Errorf("%w %q: task id %q", errCookie, s, parts[3])
+	}
+	return Cookie{OwnerPIDNS: ns, OwnerPID: pid, OwnerStart: start, TaskID: parts[3]}, nil
 }
 
 // canonical reports whether s is a decimal number as strconv formats it: digits only, no

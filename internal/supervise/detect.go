@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
 // detection is what Detect found.
@@ -38,10 +40,13 @@ func detect(ctx context.Context, cfg Config, log *slog.Logger) detection {
 	off := cfg.Disable
 	d.layers.ProcessGroup = !off.ProcessGroup
 	d.layers.Pdeathsig = !off.Pdeathsig
-	if _, err := os.Stat("/proc/self/environ"); err == nil {
-		d.layers.Cookie = !off.Cookie
-	} else {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
 		log.Warn("cookie layer off: /proc not readable", "err", err)
+	} else if err := proctab.CheckOwnProc(); err != nil {
+		// The pids in /proc are not ours: cookie scans and sweeps would judge other processes.
+		log.Warn("cookie layer off, no start-up sweep", "err", err)
+	} else {
+		d.layers.Cookie = !off.Cookie
 	}
 	if !off.Subreaper {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {

@@ -15,9 +15,11 @@
 //     signal and the kernel kills the whole namespace.
 //  5. Subreaper: the worker is a child subreaper; it reaps only orphans of its own tasks (never
 //     wait4(-1), which would steal exit codes from exec.Cmd.Wait).
-//  6. Cookie: every task carries PROXYLINE_TASK_COOKIE=<owner-pid>:<owner-starttime>:<task-id>. A
-//     sweep (Supervisor.Start, and `proxyline cleanup`) kills processes whose owner is dead, after
-//     verifying (pid, start time, cookie) right before the signal, through a pidfd.
+//  6. Cookie: every task carries
+//     PROXYLINE_TASK_COOKIE=<owner-pidns>:<owner-pid>:<owner-starttime>:<task-id>. A sweep
+//     (Supervisor.Start, and `proxyline cleanup`) kills processes whose owner is dead, after
+//     verifying (pid, start time, cookie) right before the signal, through a pidfd. Owners of
+//     another PID namespace are not judged by pid (see Sweep).
 //
 // Every layer is detected at run time (Detect), logged, and can be switched off (Config.Disable).
 //

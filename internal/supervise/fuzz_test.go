@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,18 +13,23 @@ func TestParseCookie(t *testing.T) {
 		want Cookie
 		ok   bool
 	}{
-		{"123:456:worker-1", Cookie{123, 456, "worker-1"}, true},
-		{"1:0:a.b_c-d", Cookie{1, 0, "a.b_c-d"}, true},
+		{"4026531836:123:456:worker-1", Cookie{4026531836, 123, 456, "worker-1"}, true},
+		{"7:1:0:a.b_c-d", Cookie{7, 1, 0, "a.b_c-d"}, true},
 		{"", Cookie{}, false},
-		{"123:456", Cookie{}, false},
-		{"123:456:a:b", Cookie{}, false},
-		{"0:456:x", Cookie{}, false},
-		{"-1:456:x", Cookie{}, false},
-		{"+1:456:x", Cookie{}, false},
-		{"1:-4:x", Cookie{}, false},
-		{"1:4:", Cookie{}, false},
-		{"1:4:has space", Cookie{}, false},
-		{"x:4:t", Cookie{}, false},
+		{"123:456:worker-1", Cookie{}, false}, // the earlier format, without the namespace: never ours
+		{"1:123:456", Cookie{}, false},
+		{"1:123:456:a:b", Cookie{}, false},
+		{"0:1:456:x", Cookie{}, false},
+		{"01:1:456:x", Cookie{}, false},
+		{"-1:1:456:x", Cookie{}, false},
+		{"18446744073709551616:1:456:x", Cookie{}, false},
+		{"1:0:456:x", Cookie{}, false},
+		{"1:-1:456:x", Cookie{}, false},
+		{"1:+1:456:x", Cookie{}, false},
+		{"1:1:-4:x", Cookie{}, false},
+		{"1:1:4:", Cookie{}, false},
+		{"1:1:4:has space", Cookie{}, false},
+		{"1:x:4:t", Cookie{}, false},
 	}
 	for _, tt := range tests {
 		got, err := ParseCookie(tt.in)
@@ -34,13 +40,17 @@ func TestParseCookie(t *testing.T) {
 }
 
 func FuzzParseCookie(f *testing.F) {
-	for _, s := range []string{"123:456:worker-1", "1:0:x", "", "::", "1:2:3:4", "99999999999999999999:1:x", "1:1:" + string(make([]byte, 200))} {
+	for _, s := range []string{"4026531836:123:456:worker-1", "1:1:0:x", "123:456:worker-1", "", ":::", "1:2:3:4:5",
+		"1:99999999999999999999:1:x", "1:1:1:" + string(make([]byte, 200))} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := ParseCookie(s)
 		if err != nil {
 			return
+		}
+		if c.OwnerPIDNS == 0 || c.OwnerPID <= 0 {
+			t.Fatalf("ParseCookie(%q) = %+v: owner namespace and pid must be positive", s, c)
 		}
 		// A parsed cookie formats back to itself and parses again to the same value.
 		if c.String() != s {
@@ -70,23 +80,47 @@ func FuzzParseInitStatus(f *testing.F) {
 	})
 }
 
+func TestParseOwnerDir(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		inst string
+		want ownerID
+		ok   bool
+	}{
+		{"worker-0a0b0c.4026531836.123.456", "worker-0a0b0c", ownerID{4026531836, 123, 456}, true},
+		{"a-000000.1.1.0", "a-000000", ownerID{1, 1, 0}, true},
+		{"worker-0a0b0c.123.456", "", ownerID{}, false}, // the earlier format: never ours
+		{"worker.1.123.456", "", ownerID{}, false},      // no instance suffix
+		{"worker-0a0b0c.0.123.456", "", ownerID{}, false},
+		{"worker-0a0b0c.1.0123.456", "", ownerID{}, false},
+		{"worker-0a0b0c.1.123.456.7", "", ownerID{}, false},
+		{"probe-123456", "", ownerID{}, false},
+		{"worker-0a0b0c.99999999999999999999.1.1", "", ownerID{}, false},
+	} {
+		inst, o, ok := parseOwnerDir(tt.in)
+		if ok != tt.ok || inst != tt.inst || o != tt.want {
+			t.Errorf("parseOwnerDir(%q) = %q, %+v, %v; want %q, %+v, %v", tt.in, inst, o, ok, tt.inst, tt.want, tt.ok)
+		}
+	}
+}
+
 func FuzzParseOwnerDir(f *testing.F) {
-	for _, s := range []string{"worker.123.456", "a.b.1.2", "x.0.1", "...", "x.1", "proxyline.99.18446744073709551615"} {
+	for _, s := range []string{"worker-0a0b0c.4026531836.123.456", "worker.123.456", "a-000000.1.1.0", "x.0.1", "...", "x.1",
+		"proxyline-abcdef.1.99.18446744073709551615", "w-0a0b0c.01.1.1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		pid, start, ok := parseOwnerDir(s)
+		inst, o, ok := parseOwnerDir(s)
 		if !ok {
 			return
 		}
-		if pid <= 0 {
-			t.Fatalf("pid %d from %q", pid, s)
+		if o.pid <= 0 || o.ns == 0 || strings.ContainsAny(inst, "./\x00") {
+			t.Fatalf("parseOwnerDir(%q) = %q, %+v", s, inst, o)
 		}
-		if name := s[:len(s)-len(ownerDirName("", pid, start))]; ownerDirName(name, pid, start) != s {
-			// Formatting may normalise numbers ("007"); parsing the normal form must agree.
-			if p2, s2, ok := parseOwnerDir(ownerDirName("n", pid, start)); !ok || p2 != pid || s2 != start {
-				t.Fatalf("round trip of %q", s)
-			}
+		// The name is canonical: formatting what was parsed gives it back.
+		if got := ownerDirName(inst, o); got != s {
+			t.Fatalf("parseOwnerDir(%q) = %q, %+v, which formats as %q", s, inst, o, got)
 		}
 	})
 }
@@ -105,6 +139,30 @@ func FuzzParseInitDeadline(f *testing.F) {
 		}
 		if d.String() != s {
 			t.Fatalf("not canonical: %q parsed as %+v", s, d)
+		}
+	})
+}
+
+func FuzzParseTaskDir(f *testing.F) {
+	for _, s := range []string{
+		"proxyline-exec-worker-0a0b0c.4026531836.123.456.0123abcd", "proxyline-exec-a-000000.1.1.0.00000000",
+		"proxyline-exec-worker-0a0b0c.123.456.0123abcd", // the earlier format: never ours
+		"proxyline-exec-x.1.2.3", "proxyline-exec-worker-0a0b0c.1.0123.456.0123abcd", "proxyline-exec-w-0a0b0c.1.99999999999999999999.1.00000000",
+		"proxyline-exec-w-0a0b0c.99999999999999999999.1.1.00000000", "proxyline-exec-../x-0a0b0c.1.1.1.00000000",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		o, ok := parseTaskDir(s)
+		if !ok {
+			return
+		}
+		if o.owner.pid <= 0 || o.owner.ns == 0 || strings.ContainsAny(s, "/\x00") || !strings.HasPrefix(s, TaskDirPrefix) {
+			t.Fatalf("parseTaskDir(%q) = %+v", s, o)
+		}
+		// The name is canonical: formatting the parsed owner with the same random part gives it back.
+		if got := taskDirName(o.instance, o.owner, s[len(s)-8:]); got != s {
+			t.Fatalf("parseTaskDir(%q) = %+v, which formats as %q", s, o, got)
 		}
 	})
 }

@@ -3,14 +3,18 @@ package supervise
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
 // The task init: PID 1 of a task's PID namespace, this binary re-executed with initEnv set.
@@ -40,6 +44,12 @@ const (
 	deadlineEnv = "PROXYLINE_SUPERVISE_DEADLINE"
 	// deadlineFlag marks a report of a command the init ended at its own deadline.
 	deadlineFlag = "deadline"
+	// taskDirEnv hands the init the task directory (Spec.TaskDir) it removes when the
+	// supervisor dies, which it learns from end-of-file on its lifeline, fd 4. Removed before the
+	// command starts.
+	taskDirEnv = "PROXYLINE_SUPERVISE_TASKDIR"
+	// lifelineFD is the init's end of the pipe only the supervisor holds open.
+	lifelineFD = 4
 	// initDeadlineExit is the init's own exit status when its deadline fired (timeout(1)'s
 	// 124). The report on fd 3 is what the supervisor trusts; this status is for people and
 	// for a supervisor that lost the report.
@@ -85,7 +95,13 @@ func MaybeInit() (code int, ok bool) {
 				return 127, true
 			}
 		}
-		return runInit(os.Args, dl), true
+		taskDir, hasDir := os.LookupEnv(taskDirEnv)
+		os.Unsetenv(taskDirEnv)
+		if hasDir && !validTaskDirPath(taskDir) {
+			fmt.Fprintf(os.Stderr, "%s: %s %q is not a task directory\n", initArg0, taskDirEnv, taskDir)
+			return 127, true
+		}
+		return runInit(os.Args, dl, taskDir), true
 	default:
 		fmt.Fprintf(os.Stderr, "%s: unknown mode %q in %s\n", initArg0, mode, initEnv)
 		return 127, true
@@ -159,7 +175,7 @@ func parseInitStatus(line string) (initStatus, error) {
 	return initStatus{code: code, signal: sig, deadline: deadline}, nil
 }
 
-func runInit(args []string, dl initDeadline) int {
+func runInit(args []string, dl initDeadline, taskDir string) int {
 	if len(args) < 2 {
 		fmt.Fprintf(os.Stderr, "%s: no command\n", initArg0)
 		return 127
@@ -167,103 +183,178 @@ func runInit(args []string, dl initDeadline) int {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGCHLD)
 	// Decided once, before anything else runs in the namespace: may kill(-1) be used at all?
-	nsInit := isNamespaceInit()
-
-	report := os.NewFile(3, "init-report")
+	in := &initProc{nsInit: isNamespaceInit(), report: os.NewFile(3, "init-report"), taskDir: taskDir}
 	if _, err := unix.FcntlInt(3, unix.F_GETFD, 0); err != nil {
-		report = nil
+		in.report = nil
 	}
-	path := args[1]
+	var orphaned <-chan struct{}
+	if taskDir != "" {
+		orphaned = watchLifeline()
+	}
+	child, err := forkCommand(args[1], args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: start %s: %v\n", initArg0, args[1], err)
+		in.writeReport(initStatus{code: 127})
+		return 127
+	}
+	in.child = child
+	return in.serve(sigs, dl, orphaned)
+}
+
+// watchLifeline returns a channel closed when the lifeline (fd 4) reaches end-of-file: the
+// supervisor, its only writer, has died. A missing fd 4 counts as a dead supervisor too.
+func watchLifeline() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := unix.FcntlInt(lifelineFD, unix.F_GETFD, 0); err != nil {
+			return
+		}
+		f := os.NewFile(lifelineFD, "lifeline")
+		_, _ = io.Copy(io.Discard, f) // nothing is ever written: returns at end-of-file
+	}()
+	return done
+}
+
+// validTaskDirPath reports whether p may be removed by the init: an absolute path whose last
+// element is named exactly as MkdirTask names task directories.
+func validTaskDirPath(p string) bool {
+	_, ok := parseTaskDir(filepath.Base(p))
+	return filepath.IsAbs(p) && filepath.Clean(p) == p && ok
+}
+
+// removeTaskDir removes the task directory once the supervisor is dead and the namespace killed:
+// only a real directory of ours (never a link, never followed), through an os.Root on its parent,
+// exactly as a sweep would.
+func removeTaskDir(dir string) {
+	root, err := os.OpenRoot(filepath.Dir(dir))
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	if checkTaskDir(root, filepath.Base(dir)) == "" {
+		_ = root.RemoveAll(filepath.Base(dir))
+	}
+}
+
+// forkCommand starts the command in its own process group, with the parent-death signal; on a
+// pseudo-terminal in the foreground, so reading the terminal does not stop it with SIGTTIN (and
+// in the background after all if there is no controlling terminal).
+func forkCommand(path string, argv []string) (int, error) {
 	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
-		// A pseudo-terminal task: put the command in the foreground so reading the terminal does
-		// not stop it with SIGTTIN.
 		sys.Foreground = true
 		sys.Ctty = 0
 	}
-	child, err := syscall.ForkExec(path, args[1:], &syscall.ProcAttr{
-		Env:   os.Environ(),
-		Files: []uintptr{0, 1, 2},
-		Sys:   sys,
-	})
+	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys}
+	child, err := syscall.ForkExec(path, argv, attr)
 	if err != nil && sys.Foreground {
 		sys.Foreground = false // no controlling terminal after all: run in the background group
-		child, err = syscall.ForkExec(path, args[1:], &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys})
+		child, err = syscall.ForkExec(path, argv, attr)
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: start %s: %v\n", initArg0, path, err)
-		if report != nil {
-			fmt.Fprint(report, initStatus{code: 127}.String())
-		}
-		return 127
-	}
+	return child, err
+}
 
-	// The hard deadline (HYGIENE trap 23): enforced here, not only by the supervisor, whose
-	// timers stop while it is stopped or frozen. It keeps running after the command has ended,
-	// for whatever the command left behind. Nothing is written to stderr on the way: the
-	// stderr pipe may be full when the supervisor does not read it, and a blocked init would
-	// enforce nothing.
+// initProc is the state of a running init.
+type initProc struct {
+	child       int      // the command
+	nsInit      bool     // PID 1 of a task namespace: kill(-1) reaches only the namespace
+	report      *os.File // fd 3, where the command's status goes; nil if not open
+	childDone   bool     // the command was reaped
+	status      initStatus
+	deadlineHit bool   // the hard deadline fired before the command ended
+	taskDir     string // Spec.TaskDir, removed if the supervisor dies first; "" if none
+}
+
+// serve reaps, forwards signals and enforces the hard deadline until the command has ended and
+// no child is left, and returns the init's exit status. The deadline (HYGIENE trap 23) is
+// enforced here, not only by the supervisor, whose timers stop while it is stopped or frozen; it
+// keeps running after the command has ended, for whatever the command left behind. Nothing is
+// written to stderr on the way: the stderr pipe may be full when the supervisor does not read
+// it, and a blocked init would enforce nothing.
+//
+// When the supervisor dies (orphaned closes: end-of-file on the lifeline) it SIGKILLs the whole
+// namespace, removes the task directory and exits at once (the kernel reaps the namespace).
+func (in *initProc) serve(sigs <-chan os.Signal, dl initDeadline, orphaned <-chan struct{}) int {
 	var deadlineC, killC <-chan time.Time
 	if dl.after > 0 {
 		tm := time.NewTimer(dl.after)
 		defer tm.Stop()
 		deadlineC = tm.C
 	}
-	deadlineHit := false
-
-	var status initStatus
-	childDone := false
 	for {
-		// Reap everything that has ended. As PID 1 of the namespace every orphan is ours.
-		for {
-			var ws syscall.WaitStatus
-			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			if errors.Is(err, syscall.ECHILD) {
-				if childDone {
-					if deadlineHit {
-						return initDeadlineExit
-					}
-					return exitCode(status)
-				}
-				break
-			}
-			if err != nil || pid <= 0 {
-				break
-			}
-			if pid == child {
-				childDone = true
-				status = initStatus{code: ws.ExitStatus(), deadline: deadlineHit}
-				if ws.Signaled() {
-					status = initStatus{code: -1, signal: int(ws.Signal()), deadline: deadlineHit}
-				}
-				if report != nil {
-					fmt.Fprint(report, status.String())
-				}
-			}
+		if code, done := in.reapAll(); done {
+			return code
 		}
 		select {
 		case sig := <-sigs:
 			if sig == unix.SIGCHLD {
 				continue
 			}
-			forward(child, childDone, nsInit, sig.(syscall.Signal))
-			forward(child, childDone, nsInit, syscall.SIGCONT)
+			in.forward(sig.(syscall.Signal))
+			in.forward(syscall.SIGCONT)
 		case <-deadlineC:
-			deadlineC, deadlineHit = nil, true
-			forward(child, childDone, nsInit, syscall.SIGTERM)
-			forward(child, childDone, nsInit, syscall.SIGCONT)
+			deadlineC, in.deadlineHit = nil, true
+			in.forward(syscall.SIGTERM)
+			in.forward(syscall.SIGCONT)
 			kt := time.NewTimer(dl.grace)
 			defer kt.Stop()
 			killC = kt.C
 		case <-killC:
 			killC = nil
-			forward(child, childDone, nsInit, syscall.SIGKILL)
+			in.forward(syscall.SIGKILL)
+		case <-orphaned:
+			// Act at once: SIGKILL the namespace (its processes run no more code of their own),
+			// remove the directory, exit. Waiting to reap them first would make this init outlive
+			// its supervisor longer (on a loaded machine, by the time each dying process needs to
+			// be scheduled); as PID 1 its exit makes the kernel finish the namespace off and reap it.
+			in.forward(syscall.SIGKILL)
+			removeTaskDir(in.taskDir)
+			return 128 + int(syscall.SIGKILL)
 		}
 	}
 }
+
+// reapAll reaps everything that has ended: as PID 1 of the namespace every orphan is ours, so
+// wait4(-1) steals from no one. The command's status is reported on fd 3. It returns done, with
+// the init's exit status, once the command has ended and no child is left.
+func (in *initProc) reapAll() (code int, done bool) {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if errors.Is(err, syscall.ECHILD) {
+			if !in.childDone {
+				return 0, false
+			}
+			if in.deadlineHit {
+				return initDeadlineExit, true
+			}
+			return exitCode(in.status), true
+		}
+		if err != nil || pid <= 0 {
+			return 0, false
+		}
+		if pid == in.child {
+			in.childDone = true
+			in.status = initStatus{code: ws.ExitStatus(), deadline: in.deadlineHit}
+			if ws.Signaled() {
+				in.status = initStatus{code: -1, signal: int(ws.Signal()), deadline: in.deadlineHit}
+			}
+			in.writeReport(in.status)
+		}
+	}
+}
+
+func (in *initProc) writeReport(st initStatus) {
+	if in.report != nil {
+		fmt.Fprint(in.report, st.String())
+	}
+}
+
+func (in *initProc) forward(sig syscall.Signal) { forward(in.child, in.childDone, in.nsInit, sig) }
 
 // forward passes a signal on to the task. Only as PID 1 of its own PID namespace (nsInit, see
 // isNamespaceInit) may the init use kill(-1), which there reaches every process of the
@@ -294,29 +385,8 @@ func isNamespaceInit() bool {
 	if err != nil {
 		return false
 	}
-	ns := parseNSpid(string(b))
+	ns := proctab.ParseNSpid(string(b))
 	return len(ns) >= 2 && ns[len(ns)-1] == 1
-}
-
-// parseNSpid returns the pids of the NSpid line of a /proc/<pid>/status text, outermost
-// namespace first; nil when there is none or it is malformed.
-func parseNSpid(status string) []int {
-	for line := range strings.SplitSeq(status, "\n") {
-		rest, ok := strings.CutPrefix(line, "NSpid:")
-		if !ok {
-			continue
-		}
-		var pids []int
-		for _, f := range strings.Fields(rest) {
-			n, err := strconv.Atoi(f)
-			if err != nil || n <= 0 {
-				return nil
-			}
-			pids = append(pids, n)
-		}
-		return pids
-	}
-	return nil
 }
 
 func exitCode(s initStatus) int {

@@ -32,7 +32,7 @@ wait $I; echo "init-exit $?"
 if kill -0 $D 2>/dev/null; then echo decoy-alive; kill $D; else echo decoy-dead; fi
 `
 	cmd := exec.Command(unshare, "--pid", "--fork", "--kill-child", "/bin/sh", "-c", script)
-	cmd.Env = append(os.Environ(), "DIR="+dir, "BIN="+os.Args[0], "FIX="+fixtureBin, noRaceSleep)
+	cmd.Env = append(os.Environ(), "DIR="+dir, "BIN="+os.Args[0], "FIX="+fixtureBin(t), noRaceSleep)
 	cmd.WaitDelay = 5 * time.Second
 	done := make(chan struct{})
 	var out []byte

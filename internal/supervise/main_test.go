@@ -8,9 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,11 +17,14 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
-	"go.uber.org/goleak"
+
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
-// fixtureBin is the misbehaving test program (testdata/fixture), built once in TestMain.
-var fixtureBin string
+// fixtureBin(t) is the misbehaving test program (testdata/fixture), built once.
+func fixtureBin(t testing.TB) string {
+	return testkit.BuildBinary(t, "./internal/supervise/testdata/fixture", testkit.NoRace())
+}
 
 // workerEnv switches the test binary into a mini-worker (see runMiniWorker).
 const workerEnv = "SUPERVISE_TEST_WORKER"
@@ -33,26 +34,13 @@ func TestMain(m *testing.M) {
 	if code, ok := MaybeInit(); ok {
 		os.Exit(code)
 	}
+	if mode := os.Getenv(nsInitEnv); mode != "" {
+		os.Exit(runNSInit(mode))
+	}
 	if spec := os.Getenv(workerEnv); spec != "" {
 		os.Exit(runMiniWorker(spec))
 	}
-	dir, err := os.MkdirTemp("", "supervise-fixture-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "temp dir:", err)
-		os.Exit(1)
-	}
-	fixtureBin = filepath.Join(dir, "fixture")
-	build := exec.Command("go", "build", "-o", fixtureBin, "./testdata/fixture")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build fixture:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}))
+	testkit.Main(m, testkit.Subreaper()) // its supervisors make this process a subreaper
 }
 
 // miniWorkerSpec is what the test asks of a mini-worker, as JSON in workerEnv.
@@ -65,6 +53,12 @@ type miniWorkerSpec struct {
 	// Spec.Started, before any output of the task.
 	Timeout time.Duration
 	Grace   time.Duration // the supervisor's grace; default 500 ms
+	// Name is the supervisor's Config.Name; default "miniworker".
+	Name string
+	// TempDir, when set, makes the mini-worker create a task directory there (MkdirTask) before
+	// the task starts, given to the task as Spec.TaskDir. It prints "owner <pidns>:<pid>:<start>", "cgroupdir <dir>" (when the
+	// cgroup layer is on) and "taskdir <dir>" before the task's output.
+	TempDir string
 }
 
 // runMiniWorker is a real, separate worker process for the "worker dies" tests: it supervises
@@ -81,7 +75,7 @@ func runMiniWorker(raw string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	// No start-up sweep: parallel tests SIGKILL other mini-workers and watch what they leave;
 	// a sweep here would clean that up and could hide a failing layer.
-	s, err := New(Config{Name: "miniworker", Disable: layersFromBits(spec.Bits), Grace: cmp.Or(spec.Grace, 500*time.Millisecond), Log: log, SkipStartSweep: true})
+	s, err := New(Config{Name: cmp.Or(spec.Name, "miniworker"), Disable: layersFromBits(spec.Bits), Grace: cmp.Or(spec.Grace, 500*time.Millisecond), Log: log, SkipStartSweep: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
@@ -90,14 +84,31 @@ func runMiniWorker(raw string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
-	defer s.Stop()
+	defer func() {
+		// A fresh context: ctx is cancelled by the SIGTERM that stops us.
+		if err := s.Stop(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "mini-worker: stop supervisor:", err)
+		}
+	}()
 	fmt.Fprintf(os.Stdout, "worker %d\n", os.Getpid())
+	fmt.Fprintf(os.Stdout, "owner %s\n", s.owner)
+	if s.ownerDir != "" {
+		fmt.Fprintf(os.Stdout, "cgroupdir %s\n", s.ownerDir)
+	}
+	var taskDir string
+	if spec.TempDir != "" {
+		if taskDir, err = s.MkdirTask(spec.TempDir); err != nil {
+			fmt.Fprintln(os.Stderr, "mini-worker:", err)
+			return 3
+		}
+		fmt.Fprintf(os.Stdout, "taskdir %s\n", taskDir)
+	}
 	var started func(int)
 	if spec.Timeout > 0 {
 		started = func(pid int) { fmt.Fprintf(os.Stdout, "started %d\n", pid) }
 	}
 	res, err := s.Run(ctx, Spec{Path: spec.Path, Args: spec.Args, PTY: spec.PTY, Stdout: os.Stdout, Stderr: os.Stderr,
-		Timeout: spec.Timeout, Started: started})
+		Timeout: spec.Timeout, Started: started, TaskDir: taskDir})
 	fmt.Fprintf(os.Stdout, "done %+v %v\n", res, err)
 	return 0
 }
@@ -234,10 +245,21 @@ func newStarted(t testing.TB, cfg Config) *Supervisor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		s.Stop()
+		stopSupervisor(t, s)
 		killCookieOwnedBy(t, os.Getpid(), s.name+"-") // only this test's tasks: others run in parallel
 	})
 	return s
+}
+
+// stopSupervisor stops s with a deadline no healthy stop comes near, and fails the test if the
+// stop fails.
+func stopSupervisor(t testing.TB, s *Supervisor) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Errorf("stop supervisor: %v", err)
+	}
 }
 
 type testWriter struct{ t testing.TB }

@@ -47,20 +47,6 @@ func procCookie(fs procfs.FS, pid int) string {
 	return v
 }
 
-// procCgroup2 returns the cgroup v2 path of a process ("0::/path"), or "".
-func procCgroup2(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		return ""
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return p
-		}
-	}
-	return ""
-}
-
 // alive reports whether pid runs and still has the given start time (so it is the same process).
 func alive(fs procfs.FS, pid int, start uint64) bool {
 	if pid <= 0 {

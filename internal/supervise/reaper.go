@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
 // reaper adopts and reaps orphans of our tasks that were re-parented to us (we are a child
@@ -77,7 +79,7 @@ func (r *reaper) scan() {
 		}
 		if pi.state == "Z" {
 			// A zombie has no environ left; it is ours if it died in one of our task cgroups.
-			if s.ownerDir != "" && strings.Contains(procCgroup2(pid), "/"+filepath.Base(s.ownerDir)+"/") {
+			if cg, _ := proctab.Cgroup(pid); s.ownerDir != "" && strings.Contains(cg, "/"+filepath.Base(s.ownerDir)+"/") {
 				if m, err := openMember(s.fs, pid, pi.start, nil); err == nil {
 					m.reap()
 					m.close()
@@ -97,5 +99,5 @@ func (r *reaper) scan() {
 // ownsCookie reports whether pid carries a cookie naming this supervisor.
 func (s *Supervisor) ownsCookie(pid int) bool {
 	c, err := ParseCookie(procCookie(s.fs, pid))
-	return err == nil && c.OwnerPID == s.self.pid && c.OwnerStart == s.self.start
+	return err == nil && c.owner() == s.owner
 }

@@ -1,13 +1,9 @@
 package supervise
 
 import (
-	"bufio"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -16,12 +12,21 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
-// ErrStopped is returned by Run for a task cut short by Supervisor.Stop, and for a Run after Stop.
-var ErrStopped = errors.New("supervisor stopped")
+// Errors of Run, for errors.Is.
+var (
+	// ErrStopped is returned for a task cut short by Supervisor.Stop, and for a Run after Stop.
+	ErrStopped = errors.New("supervisor stopped")
+	// ErrStart is wrapped by every error of a task that could not be started: the program was
+	// not found or is not executable, a pipe, pseudo-terminal or task cgroup could not be made,
+	// fork/exec failed. The command never ran, so the failure is the supervisor's set-up, not
+	// the command's.
+	ErrStart = errors.New("task not started")
+)
 
 // killWait bounds the wait for processes to disappear after SIGKILL (D state can delay it;
 // HYGIENE trap 8).
@@ -49,30 +54,31 @@ func (sp Spec) Validate() error {
 // when the task could not be started or could not be cleaned up.
 func (s *Supervisor) Run(ctx context.Context, spec Spec) (Result, error) {
 	if err := spec.Validate(); err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	s.mu.Lock()
 	if !s.started || s.stopped {
 		s.mu.Unlock()
 		if !s.started {
-			return Result{}, errors.New("supervisor: Run before Start")
+			return Result{}, fmt.Errorf("%w: supervisor: Run before Start", ErrStart)
 		}
 		return Result{}, ErrStopped
 	}
+	seq := s.seq.Add(1)
+	id := fmt.Sprintf("%s-%d", s.instance, seq)
+	s.running[id] = struct{}{}
 	s.tasks.Add(1)
 	s.mu.Unlock()
-	defer s.tasks.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, id)
+		s.mu.Unlock()
+		s.tasks.Done()
+	}()
 
 	t0 := time.Now()
-	seq := s.seq.Add(1)
-	t := &task{
-		s:      s,
-		spec:   spec,
-		layers: s.layers,
-		id:     fmt.Sprintf("%s-%d", s.instance, seq),
-		seq:    seq,
-	}
-	t.cookie = Cookie{OwnerPID: s.self.pid, OwnerStart: s.self.start, TaskID: t.id}.String()
+	t := &task{s: s, spec: spec, layers: s.layers, id: id, seq: seq}
+	t.cookie = Cookie{OwnerPIDNS: s.owner.ns, OwnerPID: s.owner.pid, OwnerStart: s.owner.start, TaskID: t.id}.String()
 	res, err := t.run(ctx)
 	res.TaskID = t.id
 	res.Duration = time.Since(t0)
@@ -92,226 +98,128 @@ type task struct {
 	pid      int    // the process we started: the command, or its init
 	cgDir    string // task cgroup, when the Cgroup layer is on
 	procDone bool   // cmd.Wait returned
-	termSent bool
 }
 
+// run is the life of a task, one phase after another: prepare and start it; wait for its end or
+// a reason to end it (timeout, ctx, Stop); on such a reason, SIGTERM and the grace period; end
+// and report whatever is left of it; reap; collect its output; make the result.
 func (t *task) run(ctx context.Context) (Result, error) {
-	var res Result
-	spec := t.spec
-	// LookPath also checks that a path with a slash is an executable file, so a typo fails
-	// here rather than as exit status 127 from inside a task init.
-	path, err := exec.LookPath(spec.Path)
+	l, err := t.prepare()
 	if err != nil {
-		return res, fmt.Errorf("find %s: %w", spec.Path, err)
+		return Result{}, err
 	}
-	env := spec.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	env = withEnv(env, []string{CookieEnv, initEnv, deadlineEnv}, CookieEnv+"="+t.cookie)
-	limit := cmp.Or(spec.OutputLimit, defaultOutputLimit)
-
-	cmd := &exec.Cmd{Path: path, Args: append([]string{spec.Path}, spec.Args...), Dir: spec.Dir, Env: env}
-	sys := &syscall.SysProcAttr{}
-	cmd.SysProcAttr = sys
-	var childFiles []*os.File // closed once the child has them
-	closeChild := func() {
-		for _, f := range childFiles {
-			f.Close()
-		}
-		childFiles = nil
-	}
-	defer closeChild()
-
-	// Standard streams: /dev/null or a pseudo-terminal in, our own pipes out (files, not Go's
-	// copying pipes, so a descendant holding them cannot make Wait hang: HYGIENE trap 14).
-	var readers []*os.File
-	writers := []io.Writer{spec.Stdout, spec.Stderr}
-	if spec.PTY {
-		master, tty, err := pty.Open()
-		if err != nil {
-			return res, fmt.Errorf("open pseudo-terminal for %s: %w", spec.Path, err)
-		}
-		childFiles = append(childFiles, tty)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-		sys.Setsid, sys.Setctty, sys.Ctty = true, true, 0
-		readers = []*os.File{master}
-	} else {
-		null, err := os.Open(os.DevNull)
-		if err != nil {
-			return res, fmt.Errorf("open %s: %w", os.DevNull, err)
-		}
-		childFiles = append(childFiles, null)
-		cmd.Stdin = null
-		for i := range 2 {
-			r, w, err := os.Pipe()
-			if err != nil {
-				for _, r := range readers {
-					r.Close()
-				}
-				return res, fmt.Errorf("create output pipe for %s: %w", spec.Path, err)
-			}
-			childFiles = append(childFiles, w)
-			readers = append(readers, r)
-			if i == 0 {
-				cmd.Stdout = w
-			} else {
-				cmd.Stderr = w
-			}
-		}
-		sys.Setpgid = t.layers.ProcessGroup
-	}
-	if t.layers.Pdeathsig {
-		sys.Pdeathsig = syscall.SIGKILL
-	}
-	if t.layers.Cgroup {
-		t.cgDir = filepath.Join(t.s.ownerDir, fmt.Sprintf("task-%d", t.seq))
-		if err := os.Mkdir(t.cgDir, 0o755); err != nil {
-			return res, fmt.Errorf("create task cgroup %s: %w", t.cgDir, err)
-		}
-		defer t.removeCgroup()
-		f, err := os.Open(t.cgDir)
-		if err != nil {
-			return res, fmt.Errorf("open task cgroup %s: %w", t.cgDir, err)
-		}
-		childFiles = append(childFiles, f)
-		sys.UseCgroupFD, sys.CgroupFD = true, int(f.Fd())
-	}
-	var reportR *os.File
-	if t.layers.PIDNamespace {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return res, fmt.Errorf("create init report pipe: %w", err)
-		}
-		reportR = r
-		defer reportR.Close()
-		childFiles = append(childFiles, w)
-		cmd.ExtraFiles = []*os.File{w}
-		cmd.Path = selfExe
-		cmd.Args = append([]string{initArg0, path}, spec.Args...)
-		if _, ok := os.LookupEnv("GORACE"); ok && spec.Env == nil || envHas(spec.Env, "GORACE") {
-			cmd.Env = append(cmd.Env, initEnv+"=run-keep-gorace")
-		} else {
-			cmd.Env = append(cmd.Env, initEnv+"=run", noRaceSleep)
-		}
-		if spec.Timeout > 0 {
-			// The init's own hard deadline, a backstop behind ours (HYGIENE trap 23): it holds
-			// even while this process is stopped or frozen. See deadlineMargin.
-			cmd.Env = append(cmd.Env, deadlineEnv+"="+initDeadlineFor(spec.Timeout, t.s.grace).String())
-		}
-		setPIDNamespace(sys)
-	}
-	t.cmd = cmd
-
+	defer t.release(l)
 	// Pdeathsig fires when the thread that forked the child exits: keep this goroutine on its
 	// thread until the child is reaped (go.dev/issue/27505, HYGIENE trap 11).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	t.s.startMu.Lock()
-	err = cmd.Start()
-	if err == nil {
-		t.pid = cmd.Process.Pid
-		t.s.addChild(t.pid)
-	}
-	t.s.startMu.Unlock()
-	closeChild()
+	r, err := t.start(l)
 	if err != nil {
-		for _, r := range readers {
-			r.Close()
-		}
-		return res, fmt.Errorf("start %s: %w", spec.Path, err)
+		return Result{}, err
 	}
 	defer t.s.removeChild(t.pid)
-	captures := make([]*capture, len(readers))
-	for i, r := range readers {
-		captures[i] = startCapture(r, writers[i], limit)
-	}
-	waitCh := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the status is in cmd.ProcessState
-		close(waitCh)
-	}()
-	reportCh := make(chan initStatus, 1)
-	if reportR != nil {
-		go func() {
-			defer close(reportCh)
-			line, err := bufio.NewReader(reportR).ReadString('\n')
-			if st, perr := parseInitStatus(line); err == nil && perr == nil {
-				reportCh <- st
-			}
-		}()
-	} else {
-		close(reportCh)
-	}
-	if spec.Started != nil {
-		spec.Started(t.pid)
-	}
 
-	// Phase 1: wait for the command to end, or for a reason to end it.
+	var res Result
+	reason := t.waitOrStop(ctx, r, &res)
+	var seen []member      // processes of the task alive when it was stopped: reaped at the end
+	var graceEnd time.Time // when the grace after our SIGTERM ends; zero if none was sent
+	if reason != nil {
+		seen, graceEnd = t.terminateAndGrace(r, reason)
+	}
+	defer closeMembers(seen)
+	members, reported, cleanupErr := t.endLeftovers(r, &res, graceEnd)
+	t.reap(members, reported, seen, res.Escaped)
+	res.Truncated = collectOutput(r.captures, len(reported) > 0)
+	return t.result(res, r.status, reason, cleanupErr)
+}
+
+// taskEvent is what ended a wait for the task's main process.
+type taskEvent int
+
+const (
+	mainEnded  taskEvent = iota // Wait returned, or the init reported its command's status
+	timerFired                  // the timer waited for: Spec.Timeout, or the grace period after SIGTERM
+	ctxDone                     // Run's context ended
+	stopped                     // the supervisor is stopping
+	stopCut                     // the supervisor's Stop was cut short
+)
+
+// awaitMain waits until the task's main process has ended, or one of the other events comes
+// first; nil channels never fire. It is the one select on the process: the phases differ only in
+// what else they wait for.
+func (t *task) awaitMain(r *running, timer <-chan time.Time, ctx, stop, cut <-chan struct{}) taskEvent {
+	for {
+		select {
+		case <-r.waitCh:
+			t.procDone = true
+			r.status = drainReport(r.reportCh, r.status)
+			r.reportCh = nil
+			return mainEnded
+		case st, ok := <-r.reportCh:
+			r.reportCh = nil
+			if ok {
+				r.status = &st
+				return mainEnded
+			}
+		case <-timer:
+			return timerFired
+		case <-ctx:
+			return ctxDone
+		case <-stop:
+			return stopped
+		case <-cut:
+			return stopCut
+		}
+	}
+}
+
+// waitOrStop waits for the task's main process to end and returns nil, or for a reason to end
+// the task (its timeout, ctx, the supervisor's Stop) and returns that reason. A timeout is also
+// marked in res.
+func (t *task) waitOrStop(ctx context.Context, r *running, res *Result) error {
 	var timeout <-chan time.Time
-	if spec.Timeout > 0 {
-		tm := time.NewTimer(spec.Timeout)
+	if t.spec.Timeout > 0 {
+		tm := time.NewTimer(t.spec.Timeout)
 		defer tm.Stop()
 		timeout = tm.C
 	}
-	var reason error
-	var status *initStatus
-	mainDone := false
-	for !mainDone && reason == nil {
-		select {
-		case <-waitCh:
-			t.procDone, mainDone = true, true
-			status = drainReport(reportCh, status)
-			reportCh = nil
-		case st, ok := <-reportCh:
-			if ok {
-				status, mainDone = &st, true
-			}
-			reportCh = nil
-		case <-timeout:
-			res.TimedOut = true
-			reason = fmt.Errorf("task %s: timeout %v", t.id, spec.Timeout)
-		case <-ctx.Done():
-			reason = fmt.Errorf("task %s: %w", t.id, context.Cause(ctx))
-		case <-t.s.stopCtx.Done():
-			reason = fmt.Errorf("task %s: %w", t.id, ErrStopped)
-		}
+	switch t.awaitMain(r, timeout, ctx.Done(), t.s.stopCtx.Done(), nil) {
+	case timerFired:
+		res.TimedOut = true
+		return fmt.Errorf("task %s: timeout %v", t.id, t.spec.Timeout)
+	case ctxDone:
+		return fmt.Errorf("task %s: %w", t.id, context.Cause(ctx))
+	case stopped:
+		return fmt.Errorf("task %s: %w", t.id, ErrStopped)
 	}
+	return nil
+}
 
-	// Phase 2: on a timeout or cancel, SIGTERM the whole task and give it the grace period.
-	var seen []member // processes of the task alive when it was stopped: reaped at the end
-	defer func() {
-		for _, m := range seen {
-			m.close()
-		}
-	}()
-	if reason != nil {
-		t.s.log.Info("stopping task", "task", t.id, "pid", t.pid, "reason", reason)
-		m, r := t.survivors()
-		seen = append(m, r...)
-		t.terminate(nil)
-		graceEnd := time.NewTimer(t.s.grace)
-		for !mainDone {
-			select {
-			case <-waitCh:
-				t.procDone, mainDone = true, true
-				status = drainReport(reportCh, status)
-				reportCh = nil
-			case st, ok := <-reportCh:
-				if ok {
-					status, mainDone = &st, true
-				}
-				reportCh = nil
-			case <-graceEnd.C:
-				mainDone = true // it ignored SIGTERM: the SIGKILL below ends it
-			}
-		}
-		graceEnd.Stop()
-	}
+// terminateAndGrace SIGTERMs the whole task (and SIGCONTs it), once per process, and gives its
+// main process the grace period to end, or less if the supervisor's Stop is cut short. It returns
+// the task's other processes alive at the SIGTERM, to be reaped at the end, and when the grace
+// ends (endLeftovers gives the others the rest of it, without a second SIGTERM).
+func (t *task) terminateAndGrace(r *running, reason error) ([]member, time.Time) {
+	t.s.log.Info("stopping task", "task", t.id, "pid", t.pid, "reason", reason)
+	m, rep := t.survivors()
+	seen := append(m, rep...)
+	t.terminate(m)
+	end := time.Now().Add(t.s.grace)
+	graceEnd := time.NewTimer(t.s.grace)
+	defer graceEnd.Stop()
+	// mainEnded, timerFired (it ignored SIGTERM) or stopCut: either way, what is left gets SIGKILL.
+	t.awaitMain(r, graceEnd.C, nil, nil, t.s.cutCtx.Done())
+	return seen, end
+}
 
-	// Phase 3: whatever is left of the task is an escapee: report it, then end it.
-	var cleanupErr error
-	members, reported := t.survivors()
+// endLeftovers treats whatever is left of the task as an escapee: lists it in res.Escaped, then
+// ends it (SIGTERM+SIGCONT, grace, SIGKILL, cgroup.kill) where a layer allows, and waits for it
+// and for the main process. When the task was stopped (graceEnd set) its processes have had
+// their SIGTERM already: they get the rest of that grace, then SIGKILL, never a second SIGTERM.
+// Processes only reported (the cookie layer off) are left running. The error says what survived
+// SIGKILL.
+func (t *task) endLeftovers(r *running, res *Result, graceEnd time.Time) (members, reported []member, err error) {
+	members, reported = t.survivors()
 	for _, m := range append(append([]member{}, members...), reported...) {
 		res.Escaped = append(res.Escaped, m.pid)
 	}
@@ -323,24 +231,32 @@ func (t *task) run(ctx context.Context) (Result, error) {
 	}
 	if len(members) > 0 || !t.procDone {
 		if len(members) > 0 {
-			t.terminate(members)
-			t.waitGone(members, waitCh, time.Now().Add(t.s.grace))
+			if graceEnd.IsZero() {
+				t.terminate(members)
+				graceEnd = time.Now().Add(t.s.grace)
+			}
+			t.waitGone(members, r.waitCh, graceEnd, t.s.cutCtx.Done())
 		}
 		t.kill(members)
-		if !t.waitGone(members, waitCh, time.Now().Add(killWait)) {
-			cleanupErr = fmt.Errorf("task %s: processes survive SIGKILL after %v: %v", t.id, killWait, alivePids(members))
+		if !t.waitGone(members, r.waitCh, time.Now().Add(killWait), nil) {
+			err = fmt.Errorf("task %s: processes survive SIGKILL after %v: %v", t.id, killWait, alivePids(members))
 		}
 	}
 	if !t.procDone {
 		select {
-		case <-waitCh:
+		case <-r.waitCh:
 			t.procDone = true
 		case <-time.After(killWait):
-			cleanupErr = errors.Join(cleanupErr, fmt.Errorf("task %s: process %d did not end after SIGKILL", t.id, t.pid))
+			err = errors.Join(err, fmt.Errorf("task %s: process %d did not end after SIGKILL", t.id, t.pid))
 		}
 	}
-	// Reap only now: a member that died while its parent still lived becomes our zombie only
-	// when that parent exits, and every process of the task has exited by now.
+	return members, reported, err
+}
+
+// reap collects what of the task became our zombie, by pidfd only. Only now: a member that died
+// while its parent still lived becomes our zombie (subreaper) only when that parent exits, and
+// every process of the task has exited by now. It closes members and reported.
+func (t *task) reap(members, reported, seen []member, escaped []int) {
 	for _, m := range append(members, reported...) {
 		if m.exited() {
 			m.reap() // an orphan re-parented to us (subreaper): collect it, by its pidfd only
@@ -348,11 +264,11 @@ func (t *task) run(ctx context.Context) (Result, error) {
 		m.close()
 	}
 	// Processes seen when the task was stopped were all signalled; one may still be exiting
-	// (its environ already gone, so the cookie scan above missed it). Give them the kill
-	// deadline, except those only reported (nothing may kill them), then reap.
+	// (its environ already gone, so the cookie scan missed it). Give them the kill deadline,
+	// except those only reported (nothing may kill them), then reap.
 	var dying []member
 	for _, m := range seen {
-		if !slices.Contains(res.Escaped, m.pid) || t.layers.Cookie || t.cgDir != "" {
+		if !slices.Contains(escaped, m.pid) || t.layers.Cookie || t.cgDir != "" {
 			dying = append(dying, m)
 		}
 	}
@@ -363,29 +279,43 @@ func (t *task) run(ctx context.Context) (Result, error) {
 		}
 	}
 	t.reapZombies()
+}
 
-	// Output: every writer is dead now, except escapees nobody may kill; don't wait for those.
+// collectOutput waits for the output pipes to be drained, and reports whether any was truncated.
+// Every writer is dead now, except escapees nobody may kill (unkillable): don't wait for those.
+// Without them the pipes reach their end once drained: give a late reader (a busy machine) time
+// to drain them rather than drop their tail.
+func collectOutput(captures []*capture, unkillable bool) (truncated bool) {
+	drain := killWait
+	if unkillable {
+		drain = 200 * time.Millisecond
+	}
 	for _, c := range captures {
 		select {
 		case <-c.done:
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(drain):
 			c.r.Close()
 			<-c.done
 		}
 		c.r.Close()
 		if c.truncated.Load() {
-			res.Truncated = true
+			truncated = true
 		}
 	}
+	return truncated
+}
 
-	// The exit status: from the init's report under a PID namespace, else from Wait.
+// result completes res with the exit status (from the init's report under a PID namespace, else
+// from Wait) and returns it with Run's error: the reason the task was stopped (not a timeout,
+// which is an outcome in Result) and what could not be cleaned up.
+func (t *task) result(res Result, status *initStatus, reason, cleanupErr error) (Result, error) {
 	res.ExitCode = -1
 	if status != nil {
 		res.ExitCode = status.code
 		if status.signal != 0 {
 			res.Signaled, res.Signal, res.ExitCode = true, unix.SignalName(syscall.Signal(status.signal)), -1
 		}
-	} else if ps := cmd.ProcessState; ps != nil {
+	} else if ps := t.cmd.ProcessState; ps != nil {
 		ws := ps.Sys().(syscall.WaitStatus)
 		res.ExitCode = ws.ExitStatus()
 		if ws.Signaled() {
@@ -399,9 +329,15 @@ func (t *task) run(ctx context.Context) (Result, error) {
 		// The init's deadline ended the command: we were not running at our own timeout (stopped
 		// or frozen). Still a timeout; any other reason we had stays the error.
 		res.TimedOut = true
-		t.s.log.Warn("task ended by its init's hard deadline, not by the supervisor", "task", t.id, "timeout", spec.Timeout)
+		t.s.log.Warn("task ended by its init's hard deadline, not by the supervisor", "task", t.id, "timeout", t.spec.Timeout)
 	}
 	return res, errors.Join(reason, cleanupErr)
+}
+
+func closeMembers(ms []member) {
+	for _, m := range ms {
+		m.close()
+	}
 }
 
 // initDeadlineFor is the deadline handed to a task's init for a Spec.Timeout: after our own
@@ -420,11 +356,7 @@ func initDeadlineFor(timeout, grace time.Duration) initDeadline {
 func (t *task) survivors() (members, reported []member) {
 	fs := t.s.fs
 	if t.cgDir != "" {
-		pids, err := cgroupProcs(t.cgDir)
-		if err != nil {
-			t.s.log.Warn("list task cgroup", "task", t.id, "err", err)
-		}
-		for _, pid := range pids {
+		for _, pid := range treeProcs(t.cgDir) { // the task's sub-cgroups too
 			if pid == t.pid {
 				continue
 			}
@@ -458,10 +390,8 @@ func (t *task) survivors() (members, reported []member) {
 }
 
 // terminate sends SIGTERM and SIGCONT (a stopped process only sees SIGTERM once continued:
-// HYGIENE trap 6) to the whole task as far as the layers reach: the init (which forwards to
-// its whole namespace), the process group, the cgroup's processes, and members.
+// HYGIENE trap 6) to the whole task as far as the layers reach, each process once (signalAll).
 func (t *task) terminate(members []member) {
-	t.termSent = true
 	t.signalAll(members, syscall.SIGTERM)
 	t.signalAll(members, syscall.SIGCONT)
 }
@@ -477,42 +407,78 @@ func (t *task) kill(members []member) {
 	}
 }
 
+// signalAll sends sig once to every process of the task the layers reach:
+//   - under a PID namespace, to the init only, which passes it on to every process of its
+//     namespace (kill(-1)): signalling them too would deliver it twice;
+//   - otherwise to the process group (one kill(-pgid) reaches the command and every process that
+//     kept its group), and, each through a verified pidfd, to the processes of the task cgroup
+//     tree and to members that are not in the group (setsid escapees), and to the command itself
+//     when it left its group.
+//
+// A process forked after the signal, or one that changes its group at that very moment, may
+// miss a SIGTERM: it gets the SIGKILL after the grace.
 func (t *task) signalAll(members []member, sig syscall.Signal) {
-	if !t.procDone {
+	if t.layers.PIDNamespace && !t.procDone {
 		_ = t.cmd.Process.Signal(sig) // through the pidfd Go holds: never a reused pid
+		return
 	}
-	// The group id is the pid we started. Signal it only while that process has not been
-	// waited for, or while a verified member still belongs to the group, so the id cannot have
-	// been reused; never a pgid <= 1 (HYGIENE trap 2).
+	targets, opened := t.cgroupTargets(members)
+	defer closeMembers(opened)
+	inGroup := func(pid int) bool {
+		pi, err := readProc(t.s.fs, pid)
+		return err == nil && pi.pgid == t.pid
+	}
+	// The group id is the pid we started. Signal it only while that process has not been waited
+	// for, or while a verified member still belongs to the group, so the id cannot have been
+	// reused; never a pgid <= 1 (HYGIENE trap 2).
+	grouped := make([]bool, len(targets))
 	groupLive := !t.procDone
-	for _, m := range members {
-		if pi, err := readProc(t.s.fs, m.pid); err == nil && pi.pgid == t.pid {
-			groupLive = true
-		}
+	for i, m := range targets {
+		grouped[i] = inGroup(m.pid)
+		groupLive = groupLive || grouped[i]
 	}
-	if (t.layers.ProcessGroup || t.spec.PTY) && !t.layers.PIDNamespace && t.pid > 1 && groupLive {
+	useGroup := (t.layers.ProcessGroup || t.spec.PTY) && !t.layers.PIDNamespace && t.pid > 1 && groupLive
+	if useGroup {
 		_ = syscall.Kill(-t.pid, sig)
 	}
-	if t.cgDir != "" && sig != syscall.SIGKILL {
-		pids, _ := cgroupProcs(t.cgDir)
-		for _, pid := range pids {
-			if pid == t.pid {
-				continue
-			}
-			if m, err := openMember(t.s.fs, pid, 0, t.inCgroup); err == nil {
-				_ = m.signal(sig)
-				m.close()
-			}
-		}
+	if !t.procDone && !(useGroup && inGroup(t.pid)) {
+		_ = t.cmd.Process.Signal(sig)
 	}
-	for _, m := range members {
-		_ = m.signal(sig)
+	for i, m := range targets {
+		if !(useGroup && grouped[i]) {
+			_ = m.signal(sig)
+		}
 	}
 }
 
+// cgroupTargets returns members plus the other processes of the task cgroup tree (not the one we
+// started), each once, the latter opened through verified pidfds (returned in opened, for the
+// caller to close).
+func (t *task) cgroupTargets(members []member) (targets, opened []member) {
+	targets = append(targets, members...)
+	if t.cgDir == "" {
+		return targets, nil
+	}
+	have := map[int]bool{t.pid: true}
+	for _, m := range members {
+		have[m.pid] = true
+	}
+	for _, pid := range treeProcs(t.cgDir) {
+		if have[pid] {
+			continue
+		}
+		have[pid] = true
+		if m, err := openMember(t.s.fs, pid, 0, t.inCgroup); err == nil {
+			targets = append(targets, m)
+			opened = append(opened, m)
+		}
+	}
+	return targets, opened
+}
+
 // waitGone polls until the started process was waited for, every member has exited and the
-// task cgroup is empty, or the deadline passes. It reports whether all are gone.
-func (t *task) waitGone(members []member, waitCh <-chan struct{}, deadline time.Time) bool {
+// task cgroup is empty, or the deadline passes, or cut is closed. It reports whether all are gone.
+func (t *task) waitGone(members []member, waitCh <-chan struct{}, deadline time.Time, cut <-chan struct{}) bool {
 	for i := 0; ; i++ {
 		if !t.procDone {
 			select {
@@ -536,6 +502,11 @@ func (t *task) waitGone(members []member, waitCh <-chan struct{}, deadline time.
 		}
 		if time.Now().After(deadline) {
 			return false
+		}
+		select {
+		case <-cut:
+			return false
+		default:
 		}
 		time.Sleep(pollInterval(i)) // polling, bounded by the deadline
 	}
@@ -568,20 +539,24 @@ func (t *task) reapZombies() {
 	}
 }
 
-// inCgroup reports whether pid is in this task's cgroup (zombies still show theirs).
+// inCgroup reports whether pid is in this task's cgroup or one below it (a sub-cgroup the task
+// made); zombies still show theirs.
 func (t *task) inCgroup(pid int) bool {
 	if t.cgDir == "" {
 		return false
 	}
-	suffix := "/" + filepath.Base(filepath.Dir(t.cgDir)) + "/" + filepath.Base(t.cgDir)
-	return strings.HasSuffix(procCgroup2(pid), suffix)
+	tail := "/" + filepath.Base(filepath.Dir(t.cgDir)) + "/" + filepath.Base(t.cgDir)
+	cg, _ := proctab.Cgroup(pid)
+	return strings.HasSuffix(cg, tail) || strings.Contains(cg, tail+"/")
 }
 
+// removeCgroup waits until the task's cgroup tree is empty (killing again each round) and removes
+// it, sub-cgroups the task made first.
 func (t *task) removeCgroup() {
 	if err := cgroupWaitEmpty(t.cgDir, time.Now().Add(killWait), true); err != nil {
 		t.s.log.Warn("task cgroup not empty", "task", t.id, "err", err)
 	}
-	if err := cgroupRemove(t.cgDir); err != nil {
+	if err := cgroupRemoveTree(t.cgDir); err != nil {
 		t.s.log.Warn("remove task cgroup", "task", t.id, "err", err)
 	}
 }

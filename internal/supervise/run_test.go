@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +33,7 @@ func TestRunExitStatusAndOutput(t *testing.T) {
 		{name: "stdin is /dev/null", args: []string{"-c", "cat; test -t 0 || echo notty"}, wantOut: "notty\n"},
 		{name: "pty", args: []string{"-c", "test -t 0 && test -t 1 && echo tty"}, pty: true, wantOut: "tty\r\n"},
 		{name: "truncated", args: []string{"-c", "head -c 100000 /dev/zero | tr '\\0' x"}, limit: 10, wantOut: "xxxxxxxxxx", trunc: true},
-		{name: "cookie set", args: []string{"-c", "echo ${" + CookieEnv + "%%:*}"}, wantOut: strconv.Itoa(os.Getpid()) + "\n"},
+		{name: "cookie set", args: []string{"-c", "c=${" + CookieEnv + "#*:}; echo ${c%%:*}"}, wantOut: strconv.Itoa(os.Getpid()) + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,11 +61,19 @@ func TestRunExitStatusAndOutput(t *testing.T) {
 
 func TestRunStartError(t *testing.T) {
 	s := newStarted(t, Config{Name: "starterr"})
-	if _, err := s.Run(context.Background(), Spec{Path: "/nonexistent/checker"}); err == nil {
-		t.Fatal("want an error for a missing program")
+	notExec := filepath.Join(t.TempDir(), "not-executable")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.Run(context.Background(), Spec{}); err == nil {
-		t.Fatal("want an error for an empty spec")
+	for _, spec := range []Spec{{Path: "/nonexistent/checker"}, {Path: "no-such-checker-in-path"}, {Path: notExec}, {}} {
+		if _, err := s.Run(context.Background(), spec); !errors.Is(err, ErrStart) {
+			t.Errorf("Run(%q) = %v, want an error wrapping ErrStart", spec.Path, err)
+		}
+	}
+	// A command that ran and failed is not a start error.
+	res, err := s.Run(context.Background(), Spec{Path: "sh", Args: []string{"-c", "exit 127"}})
+	if err != nil || res.ExitCode != 127 {
+		t.Errorf("exit 127: %+v, %v; want the status and no error", res, err)
 	}
 }
 
@@ -76,17 +85,17 @@ type fixtureCase struct {
 	pty  bool
 }
 
-func fixtureCases() []fixtureCase {
+func fixtureCases(t testing.TB) []fixtureCase {
 	return []fixtureCase{
-		{name: "sleep", path: fixtureBin, args: []string{"sleep"}},
-		{name: "setsid escapee", path: fixtureBin, args: []string{"escapee"}},
-		{name: "double-fork", path: fixtureBin, args: []string{"doublefork"}},
-		{name: "ignores SIGTERM", path: fixtureBin, args: []string{"ignoreterm"}},
-		{name: "SIGSTOPs itself", path: fixtureBin, args: []string{"sigstop"}},
-		{name: "script wrapper", path: "script", args: []string{"-q", "/dev/null", "-c", fixtureBin + " escapee"}},
-		{name: "zombie maker", path: fixtureBin, args: []string{"zombie"}},
-		{name: "listening port", path: fixtureBin, args: []string{"listen"}},
-		{name: "pty escapee", path: fixtureBin, args: []string{"escapee"}, pty: true},
+		{name: "sleep", path: fixtureBin(t), args: []string{"sleep"}},
+		{name: "setsid escapee", path: fixtureBin(t), args: []string{"escapee"}},
+		{name: "double-fork", path: fixtureBin(t), args: []string{"doublefork"}},
+		{name: "ignores SIGTERM", path: fixtureBin(t), args: []string{"ignoreterm"}},
+		{name: "SIGSTOPs itself", path: fixtureBin(t), args: []string{"sigstop"}},
+		{name: "script wrapper", path: "script", args: []string{"-q", "/dev/null", "-c", fixtureBin(t) + " escapee"}},
+		{name: "zombie maker", path: fixtureBin(t), args: []string{"zombie"}},
+		{name: "listening port", path: fixtureBin(t), args: []string{"listen"}},
+		{name: "pty escapee", path: fixtureBin(t), args: []string{"escapee"}, pty: true},
 	}
 }
 
@@ -123,7 +132,7 @@ func TestTimeoutLeavesNothing(t *testing.T) {
 }
 
 func timeoutFixtures(t *testing.T, s *Supervisor) {
-	for _, fc := range fixtureCases() {
+	for _, fc := range fixtureCases(t) {
 		t.Run(fc.name, func(t *testing.T) {
 			t.Parallel()
 			out := newReadyWriter("ready")
@@ -173,7 +182,7 @@ func timeoutFixtures(t *testing.T, s *Supervisor) {
 
 func TestSpecTimeout(t *testing.T) {
 	s := newStarted(t, Config{Name: "spectimeout", Grace: 200 * time.Millisecond})
-	res, err := s.Run(context.Background(), Spec{Path: fixtureBin, Args: []string{"ignoreterm"}, Timeout: 300 * time.Millisecond})
+	res, err := s.Run(context.Background(), Spec{Path: fixtureBin(t), Args: []string{"ignoreterm"}, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +204,7 @@ func TestEscapeeAfterExit(t *testing.T) {
 	t.Run("contained", func(t *testing.T) {
 		t.Parallel()
 		s := newStarted(t, Config{Name: "esc-all", Grace: 300 * time.Millisecond})
-		res, err := s.Run(context.Background(), Spec{Path: fixtureBin, Args: []string{"escapee", "exit"}})
+		res, err := s.Run(context.Background(), Spec{Path: fixtureBin(t), Args: []string{"escapee", "exit"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +220,7 @@ func TestEscapeeAfterExit(t *testing.T) {
 		s := newStarted(t, Config{Name: "esc-pgid", Grace: 300 * time.Millisecond,
 			Disable: Layers{Pdeathsig: true, Cgroup: true, PIDNamespace: true, Subreaper: true, Cookie: true}})
 		out := newReadyWriter("ready")
-		res, err := s.Run(context.Background(), Spec{Path: fixtureBin, Args: []string{"escapee", "exit"}, Stdout: out})
+		res, err := s.Run(context.Background(), Spec{Path: fixtureBin(t), Args: []string{"escapee", "exit"}, Stdout: out})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,13 +240,14 @@ func TestStopKillsRunningTasks(t *testing.T) {
 	s := newStarted(t, Config{Name: "stop", Grace: 200 * time.Millisecond})
 	out := newReadyWriter("ready")
 	errc := make(chan error, 1)
+	fixture := fixtureBin(t)
 	go func() {
-		_, err := s.Run(context.Background(), Spec{Path: fixtureBin, Args: []string{"escapee"}, Stdout: out})
+		_, err := s.Run(context.Background(), Spec{Path: fixture, Args: []string{"escapee"}, Stdout: out})
 		errc <- err
 	}()
 	<-out.ready
-	s.Stop()
-	s.Stop() // idempotent
+	stopSupervisor(t, s)
+	stopSupervisor(t, s) // idempotent
 	if err := <-errc; !errors.Is(err, ErrStopped) {
 		t.Errorf("err %v, want ErrStopped", err)
 	}

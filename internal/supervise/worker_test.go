@@ -63,7 +63,7 @@ func startMiniWorkerSpec(t *testing.T, ws miniWorkerSpec, want string) (*exec.Cm
 // runs. With every layer, nothing with the worker's cookie may survive.
 func TestWorkerDies(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		for _, fc := range fixtureCases() {
+		for _, fc := range fixtureCases(t) {
 			t.Run(unixSigName(sig)+"/"+fc.name, func(t *testing.T) {
 				t.Parallel()
 				cmd, out, _ := startMiniWorker(t, "", fc)
@@ -95,7 +95,7 @@ func TestWorkerKilledFallbacks(t *testing.T) {
 		{"pgid+cookie only", "dcns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd, out, waited := startMiniWorker(t, tc.bits, fixtureCase{path: fixtureBin, args: []string{"escapee"}})
+			cmd, out, waited := startMiniWorker(t, tc.bits, fixtureCase{path: fixtureBin(t), args: []string{"escapee"}})
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -120,8 +120,8 @@ func TestWorkerKilledFallbacks(t *testing.T) {
 				t.Errorf("sweep did not stop the escapee %d (left after the kill: %v): %+v", gc, left, rep)
 			}
 			waitNoCookie(t, cmd.Process.Pid, "", 5*time.Second)
-			if strings.Contains(tc.bits, "c") {
-				return // no cgroup layer: nothing to remove
+			if strings.Contains(tc.bits, "c") || !Detect(t.Context(), Config{}).Cgroup {
+				return // no cgroup layer (switched off, or not writable here: not root): nothing to remove
 			}
 			if len(rep.Cgroups) != 1 || rep.Cgroups[0].Action != "removed" {
 				t.Errorf("the dead worker's cgroup: %+v, want one, removed", rep.Cgroups)

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proxyline/proxyline/internal/supervise"
 	"github.com/proxyline/proxyline/proxy"
 )
 
-func mustParse(t *testing.T, s string) proxy.Proxy {
+func mustParse(t testing.TB, s string) proxy.Proxy {
 	t.Helper()
 	p, err := proxy.Parse(s)
 	if err != nil {
@@ -25,7 +26,7 @@ func mustParse(t *testing.T, s string) proxy.Proxy {
 
 // testChunk has live proxies (even port, for fakechecker) and dead ones, with and without a
 // scheme and credentials. Loopback only; nothing connects to them anyway.
-func testChunk(t *testing.T) (chunk, live []proxy.Proxy) {
+func testChunk(t testing.TB) (chunk, live []proxy.Proxy) {
 	for _, s := range []string{
 		"http://127.0.0.2:8080", "http://127.0.0.2:8081", "socks5://u:p%20w@127.0.0.3:1080",
 		"socks4://127.0.0.3:1081", "127.0.0.4:3128", "127.0.0.4:3129", "https://[::1]:8444",
@@ -74,7 +75,13 @@ func TestCheckChunk(t *testing.T) {
 			err: ErrDeadline},
 		{name: "leaves a child", template: "{fake} -f {in} -o {out} -mode escape -pids {mark}",
 			want: func(_, live []proxy.Proxy) []proxy.Proxy { return live }},
-		{name: "no such program", template: "{mark}/nonexistent -f {in}", errText: "nonexistent"},
+		{name: "no such program", template: "{mark}/nonexistent -f {in}", err: ErrSetup, errText: "nonexistent"},
+		{name: "flooded out file", template: "{fake} -f {in} -o {out} -mode flood -n 2000000",
+			err: ErrFailed, errText: "{out} has more than 1000 lines that are not live proxies of its chunk of 7; stopped reading it"},
+		{name: "flooded stdout", template: "{fake} -f {in} -mode flood -n 2000000",
+			err: ErrFailed, errText: "stdout has more than 1000 lines that are not live proxies of its chunk of 7; stopped reading it"},
+		{name: "some junk", template: "{fake} -f {in} -mode flood -n 1000",
+			want: func(_, _ []proxy.Proxy) []proxy.Proxy { return nil }, logText: "count=1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +90,7 @@ func TestCheckChunk(t *testing.T) {
 			mark := filepath.Join(t.TempDir(), "mark")
 			var logs syncBuffer
 			c := &Checker{
-				Template: strings.NewReplacer("{fake}", fakeChecker, "{mark}", mark).Replace(tt.template),
+				Template: strings.NewReplacer("{fake}", fakeChecker(t), "{mark}", mark).Replace(tt.template),
 				Timeout:  2 * time.Second,
 				Deadline: tt.deadline,
 				PTY:      tt.pty,
@@ -132,7 +139,7 @@ func TestCheckChunkCancel(t *testing.T) {
 	t.Parallel()
 	mark := filepath.Join(t.TempDir(), "mark")
 	tmp := t.TempDir()
-	c := &Checker{Template: fakeChecker + " -f {in} -mode hang -pids " + mark, TempDir: tmp, Runner: runner}
+	c := &Checker{Template: fakeChecker(t) + " -f {in} -mode hang -pids " + mark, TempDir: tmp, Runner: runner}
 	chunk, _ := testChunk(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -171,7 +178,7 @@ func TestCheckChunkPlaceholders(t *testing.T) {
 	t.Parallel()
 	mark := filepath.Join(t.TempDir(), "args")
 	c := &Checker{
-		Template:    fakeChecker + ` -mode args -pids ` + mark + ` -f {in} -o {out} -t {timeout} 'ms={timeout_ms}' "c {concurrency}" x{judge}y '{"json":1}'`,
+		Template:    fakeChecker(t) + ` -mode args -pids ` + mark + ` -f {in} -o {out} -t {timeout} 's={timeout_s}' 'ms={timeout_ms}' "c {concurrency}" x{judge}y '{"json":1}'`,
 		Timeout:     1500 * time.Millisecond,
 		Concurrency: 7,
 		Judge:       "http://127.0.0.1:9/judge",
@@ -188,14 +195,14 @@ func TestCheckChunkPlaceholders(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	want := []string{"-mode", "args", "-pids", mark, "-f", "IN", "-o", "OUT", "-t", "2", "ms=1500", "c 7", "xhttp://127.0.0.1:9/judgey", `{"json":1}`}
+	want := []string{"-mode", "args", "-pids", mark, "-f", "IN", "-o", "OUT", "-t", "1.5s", "s=2", "ms=1500", "c 7", "xhttp://127.0.0.1:9/judgey", `{"json":1}`}
 	if len(args) != len(want) {
 		t.Fatalf("args %q, want %q", args, want)
 	}
 	for i := range want {
 		switch want[i] {
 		case "IN", "OUT":
-			if !filepath.IsAbs(args[i]) || !strings.HasPrefix(filepath.Base(filepath.Dir(args[i])), "proxyline-exec-") {
+			if !filepath.IsAbs(args[i]) || !strings.HasPrefix(filepath.Base(filepath.Dir(args[i])), supervise.TaskDirPrefix) {
 				t.Errorf("arg %d = %q, want a file in the run directory", i, args[i])
 			}
 		default:
@@ -249,7 +256,7 @@ func TestNoFDLeak(t *testing.T) {
 	}
 	chunk, _ := testChunk(t)
 	run := func(mode string, deadline time.Duration) {
-		c := &Checker{Template: fakeChecker + " -f {in} -o {out} -mode " + mode, Deadline: deadline, TempDir: t.TempDir(), Runner: runner}
+		c := &Checker{Template: fakeChecker(t) + " -f {in} -o {out} -mode " + mode, Deadline: deadline, TempDir: t.TempDir(), Runner: runner}
 		_, _ = c.CheckChunk(context.Background(), chunk)
 	}
 	run("live", 0) // warm up: lazily opened runtime and library fds
@@ -265,5 +272,24 @@ func TestNoFDLeak(t *testing.T) {
 			t.Fatalf("fds: %d before, %d after", before, fds())
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
+	}
+}
+
+// TestWarningsHideCredentials: the warnings about a tool's bad or foreign lines say where and
+// why, never the text of a line, which may hold a proxy's password.
+func TestWarningsHideCredentials(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	out := filepath.Join(t.TempDir(), "report")
+	if err := os.WriteFile(out, []byte("http://u:pw-secret@127.0.0.99:1\nnot:a:proxy:pw-secret2:x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &Checker{Template: "cp " + out + " {out}", Runner: runner, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	chunk, _ := testChunk(t)
+	if _, err := c.CheckChunk(context.Background(), chunk); err != nil {
+		t.Fatal(err)
+	}
+	if l := logs.String(); strings.Contains(l, "secret") || !strings.Contains(l, "127.0.0.99:1") || !strings.Contains(l, "{out}:2: ") {
+		t.Errorf("warnings:\n%s", l)
 	}
 }

@@ -6,35 +6,23 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/proxyline/proxyline/internal/supervise"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
-// Set once by TestMain before any test runs, read-only afterwards.
-var (
-	fakeChecker string                // the built testdata/fakechecker
-	runner      *supervise.Supervisor // shared by all tests: one per process, as in the worker
-)
+// runner is shared by all tests: one per process, as in the worker. Set once by TestMain before
+// any test runs, read-only afterwards.
+var runner *supervise.Supervisor
 
-// suite runs the tests, then stops the supervisor and removes the fixture, so that goleak checks
-// for leaks after the supervisor's goroutines have ended.
-type suite struct {
-	m       *testing.M
-	cleanup func()
-}
-
-func (s suite) Run() int {
-	code := s.m.Run()
-	s.cleanup()
-	return code
+// fakeChecker is the built testdata/fakechecker.
+func fakeChecker(t testing.TB) string {
+	return testkit.BuildBinary(t, "./internal/check/external/testdata/fakechecker", testkit.NoRace())
 }
 
 func TestMain(m *testing.M) {
@@ -42,18 +30,7 @@ func TestMain(m *testing.M) {
 	if code, ok := supervise.MaybeInit(); ok {
 		os.Exit(code)
 	}
-	dir, err := os.MkdirTemp("", "external-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fakeChecker = filepath.Join(dir, "fakechecker")
-	build := exec.Command("go", "build", "-o", fakeChecker, "./testdata/fakechecker")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build fakechecker: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	var err error
 	runner, err = supervise.New(supervise.Config{
 		Name:  "external-test",
 		Grace: 300 * time.Millisecond,
@@ -64,13 +41,15 @@ func TestMain(m *testing.M) {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start supervisor: %v\n", err)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	goleak.VerifyTestMain(suite{m: m, cleanup: func() {
-		runner.Stop()
-		os.RemoveAll(dir)
-	}})
+	// Stopped after the tests and before the leak checks: its goroutines end with it.
+	testkit.Main(m, testkit.Subreaper(), testkit.Cleanup(func() error {
+		if err := runner.Stop(context.Background()); err != nil {
+			return fmt.Errorf("stop supervisor: %w", err)
+		}
+		return nil
+	}))
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -114,19 +93,14 @@ func processesWith(t *testing.T, marker string) []string {
 	return found
 }
 
-// waitNoProcesses fails unless no live process has marker in its command line within a few
-// seconds (the kernel may take a moment to tear a killed tree down).
+// waitNoProcesses fails unless no live process has marker in its command line soon (the kernel
+// may take a moment to tear a killed tree down).
 func waitNoProcesses(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left := processesWith(t, marker)
-		if len(left) == 0 {
-			return
+	testkit.WaitForErr(t, 30*time.Second, "no process with "+marker, func() error {
+		if left := processesWith(t, marker); len(left) > 0 {
+			return fmt.Errorf("processes survived: %v", left)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes survived: %v", left)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, bounded by the deadline
-	}
+		return nil
+	})
 }

@@ -14,7 +14,7 @@ import (
 func TestResults(t *testing.T) {
 	t.Parallel()
 	mark := filepath.Join(t.TempDir(), "mark")
-	c := &Checker{Template: fakeChecker + " -f {in} -o {out} -mode extra -pids " + mark, TempDir: t.TempDir(), Runner: runner}
+	c := &Checker{Template: fakeChecker(t) + " -f {in} -o {out} -mode extra -pids " + mark, TempDir: t.TempDir(), Runner: runner}
 	chunk, _ := testChunk(t)
 	got, err := c.Results(context.Background(), chunk)
 	if err != nil {

@@ -1,4 +1,4 @@
-// Package cli implements the killtest command line: run, list and validate. Each subcommand has
+// Package cli implements the killtest command line: run, list, validate and watch. Each subcommand has
 // its own file, options struct and Validate method; every flag can also be set with a KILLTEST_*
 // environment variable (--out is KILLTEST_OUT). Results go to stdout, logs to stderr.
 //
@@ -51,7 +51,7 @@ func program() *cmdline.Program {
 		Footer: "Exit codes: 0 all checks passed, 1 the system failed a check, 2 the harness could not judge.\n" +
 			"Run 'killtest <command> --help' for its flags; each flag is also KILLTEST_<NAME>.",
 		EnvPrefix: "KILLTEST_",
-		Commands:  []command{runCommand(), listCommand(), validateCommand()},
+		Commands:  []command{runCommand(), listCommand(), validateCommand(), watchCommand()},
 		UsageCode: ExitUnknown,
 		ErrorCode: ExitUnknown,
 		// The harness reports in its results; its log says only what went wrong (-v: more).

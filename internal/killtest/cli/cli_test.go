@@ -17,39 +17,21 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
-// bins is a directory with the killtest binary and the known-bad programs, built once.
-var bins string
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := func() int {
-		dir, err := os.MkdirTemp("", "killtest-cli-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		bins = dir
-		args := []string{"build", "-o", dir}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		args = append(args, "github.com/proxyline/proxyline/cmd/killtest", "github.com/proxyline/proxyline/internal/killtest/testdata/portholder", "github.com/proxyline/proxyline/internal/killtest/testdata/goodworker")
-		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-			return 1
-		}
-		code := m.Run()
-		// goleak.VerifyTestMain would run the tests again: check leaks after this one run.
-		if err := goleak.Find(); code == 0 && err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			return 1
-		}
-		return code
-	}()
-	os.Exit(code)
+// bins returns a directory with the killtest binary and the known-bad programs (with -race when
+// the tests run with it), and proxyline for the built-in suite and validate (without -race: it
+// is the system under test), built once.
+func bins(t testing.TB) string {
+	t.Helper()
+	race := func(pkg string) testkit.Program { return testkit.Program{Pkg: pkg} }
+	return testkit.BuildDir(t, "killtest-cli",
+		race("./cmd/killtest"), race("./internal/killtest/testdata/portholder"),
+		race("./internal/killtest/testdata/goodworker"), race("./internal/killtest/testdata/blocker"),
+		testkit.Program{Pkg: "./cmd/proxyline", Opts: []testkit.BuildOption{testkit.NoRace()}})
 }
 
 type result struct {
@@ -61,7 +43,7 @@ type result struct {
 // killtest runs the built binary with its own TMPDIR (kept run dirs land in the test's dir).
 func killtest(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(bins, "killtest"), args...)
+	cmd := exec.Command(filepath.Join(bins(t), "killtest"), args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -76,6 +58,7 @@ func killtest(t *testing.T, args ...string) result {
 }
 
 type suiteJSON struct {
+	Command   string `json:"command"`
 	Verdict   string `json:"verdict"`
 	ExitCode  int    `json:"exit_code"`
 	Scenarios []struct {
@@ -116,11 +99,22 @@ func TestKnownSystems(t *testing.T) {
 		{"good.yaml", nil},
 		{"bad-orphan.yaml", []string{"orphans"}},
 		{"bad-setsid.yaml", []string{"orphans"}},
+		// Orphans that are gone before the check looks: orphaned during the run all the same.
+		{"bad-orphan-short.yaml", []string{"orphans"}},
+		{"good-orphan-short.yaml", nil},
+		{"bad-orphan-sibling-stop.yaml", []string{"orphans"}},
+		{"good-orphan-sibling-stop.yaml", nil},
+		// The same shape made by the stop phase: the worker's stop orphans the client, the
+		// server's stop (next) would end it before the check.
+		{"bad-orphan-stop-sibling.yaml", []string{"orphans"}},
+		{"good-orphan-stop-sibling.yaml", nil},
 		{"bad-fd.yaml", []string{"fd-growth"}},
 		{"bad-memory.yaml", []string{"memory-growth"}},
 		{"bad-port.yaml", []string{"ports"}},
 		{"bad-zombie.yaml", []string{"zombies"}},
 		{"bad-lossy-queue.yaml", []string{"history"}},
+		{"bad-tmpfiles.yaml", []string{"files"}},
+		{"good-tmpfiles.yaml", nil},
 		// The seed's Python/Celery/Redis pipeline in small (testdata/pyqueue): see needPyqueue.
 		{"bad-pyqueue-script.yaml", []string{"orphans"}},
 		{"good-pyqueue-fixed.yaml", nil},
@@ -133,7 +127,7 @@ func TestKnownSystems(t *testing.T) {
 			}
 			out := t.TempDir()
 			js := filepath.Join(out, "r.json")
-			res := killtest(t, "run", "--bin", bins, "--out", out, "--json", js, "--seed", "7", filepath.Join("..", "testdata", c.file))
+			res := killtest(t, "run", "--bin", bins(t), "--out", out, "--json", js, "--seed", "7", filepath.Join("..", "testdata", c.file))
 			wantCode := 1
 			if c.failOnly == nil {
 				wantCode = 0
@@ -172,6 +166,19 @@ func TestKnownSystems(t *testing.T) {
 			for _, f := range c.failOnly {
 				if !strings.Contains(string(md), "### "+f+": FAIL") {
 					t.Errorf("markdown has no evidence section for %s", f)
+				}
+			}
+			// The process tree at each fault: the naive worker's checker is orphaned by the
+			// SIGKILL, a known-good system's never is.
+			trees := strings.Count(string(md), "### Process tree at fault ")
+			switch {
+			case c.file == "bad-orphan.yaml" || c.file == "bad-pyqueue-script.yaml":
+				if trees == 0 || !strings.Contains(string(md), "← ORPHANED after") {
+					t.Errorf("%d process trees, no orphan drawn in them:\n%s", trees, md)
+				}
+			case strings.HasPrefix(c.file, "good"):
+				if strings.Contains(string(md), "ORPHANED") {
+					t.Errorf("a known-good system drawn with an orphan:\n%s", md)
 				}
 			}
 		})
@@ -291,12 +298,49 @@ func TestValidateAndList(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := killtest(t, "validate", bad)
-	if res.code != 2 || !strings.Contains(res.stderr, "bad.yaml:5: components[0].ready.timout: unknown field") {
-		t.Errorf("validate bad: exit %d, stderr %q", res.code, res.stderr)
+	if res.code != 2 || !strings.Contains(res.stdout, "bad.yaml:5: components[0].ready.timout: unknown field") {
+		t.Errorf("validate bad: exit %d, stdout %q", res.code, res.stdout)
 	}
-	res = killtest(t, "validate", filepath.Join("..", "testdata"), filepath.Join("..", "..", "..", "scenarios"), filepath.Join("..", "..", "..", "scenarios", "examples"))
+	// Everything shipped validates, with what it needs on --bin (proxyline, the fixtures' programs,
+	// mubeng where this machine has it). The pyqueue pair also needs python3 and script, the
+	// Celery scenarios /usr/bin/python3, redis-server and mubeng: where they are missing, validate
+	// must say so and nothing else.
+	bin := t.TempDir() // bins plus mubeng
+	built, err := os.ReadDir(bins(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range built {
+		if err := os.Symlink(filepath.Join(bins(t), e.Name()), filepath.Join(bin, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := findMubeng(); err == nil {
+		if err := os.Symlink(m, filepath.Join(bin, "mubeng")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res = killtest(t, "validate", "--bin", bin, filepath.Join("..", "testdata"), filepath.Join("..", "..", "..", "scenarios"))
+	var missing []string
+	for _, prog := range []string{"python3", "script", "/usr/bin/python3", "redis-server", filepath.Join(bin, "mubeng")} {
+		if _, err := exec.LookPath(prog); err != nil {
+			missing = append(missing, filepath.Base(prog))
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+		if !strings.HasPrefix(line, "ok ") && !slices.ContainsFunc(missing, func(p string) bool {
+			return strings.Contains(line, `"`+p+`" not found`) || strings.Contains(line, "/"+p+":")
+		}) {
+			t.Errorf("validate shipped scenarios: %s", line)
+		}
+	}
+	if want := 2 * min(len(missing), 1); res.code != want || strings.Count(res.stdout, "ok ") < 17 {
+		t.Errorf("validate shipped scenarios: exit %d (want %d)\n%s%s", res.code, want, res.stdout, res.stderr)
+	}
+	// Flags after the arguments, like run.
+	res = killtest(t, "validate", "check-sigterm", "--bin", bins(t))
 	if res.code != 0 {
-		t.Errorf("validate shipped scenarios: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+		t.Errorf("validate NAME --bin: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	res = killtest(t, "list")
 	if res.code != 0 || res.stdout == "" {
@@ -307,6 +351,153 @@ func TestValidateAndList(t *testing.T) {
 	}
 	if res := killtest(t, "nope"); res.code != 2 {
 		t.Errorf("unknown command: exit %d, want 2", res.code)
+	}
+}
+
+// TestValidateWhatIsMissing: validate names every missing program, script and directory at its
+// line, exits 2, and starts nothing: the scenario's commands would create a marker file.
+func TestValidateWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "marker")
+	sc := filepath.Join(dir, "missing.yaml")
+	if err := os.WriteFile(sc, []byte(fmt.Sprintf(`name: missing
+needs: [sh, kt-no-such-need]
+setup:
+  - sh: touch %[1]s
+components:
+  - name: a
+    sh: touch %[1]s; exec kt-no-such-server --port 1
+  - name: b
+    command: [python3, %[2]s/no-such-app.py]
+    dir: %[2]s/no-such-dir
+workload:
+  steps:
+    - command: [touch, %[1]s]
+`, marker, dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := killtest(t, "validate", sc)
+	if res.code != 2 {
+		t.Fatalf("exit %d, want 2\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	for _, want := range []string{
+		sc + `:2: needs[1]: program "kt-no-such-need" not found in PATH`,
+		sc + `:7: components[0].sh: program "kt-no-such-server" not found in PATH`,
+		sc + ":9: components[1].command[1]: script " + dir + "/no-such-app.py of python3 does not exist",
+		sc + ":10: components[1].dir: working directory " + dir + "/no-such-dir does not exist",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("validate output lacks %q\n%s", want, res.stdout)
+		}
+	}
+	if !strings.Contains(res.stderr, "4 problem(s)") {
+		t.Errorf("stderr %q", res.stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("validate ran a command of the scenario")
+	}
+	if left := processesWith(t, marker); len(left) > 0 {
+		t.Fatalf("validate started processes: %v", left)
+	}
+	// The Celery example copied elsewhere, as a user starts from it: its project directory
+	// (APP, relative to the scenario) is not there, and validate names the script at its line,
+	// with every program it needs found on --bin or PATH.
+	example, err := os.ReadFile(filepath.Join("..", "..", "..", "scenarios", "examples", "celery.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(t.TempDir(), "celery.yaml")
+	if err := os.WriteFile(copied, example, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	for _, name := range []string{"proxyline", "mubeng", "script", "redis-server"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res = killtest(t, "validate", "--bin", bin, copied)
+	app := filepath.Join(filepath.Dir(copied), "..", "..", "internal", "killtest", "testdata", "celeryapp")
+	want := "judgeproxy.py of python3 does not exist"
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		want = `"/usr/bin/python3" not found`
+	}
+	if res.code != 2 || !strings.Contains(res.stdout, copied+":") || !strings.Contains(res.stdout, want) {
+		t.Errorf("celery example copied away from %s: exit %d, want 2 and %q\n%s%s", app, res.code, want, res.stdout, res.stderr)
+	}
+}
+
+// TestReproducibleReports: the report's command line and each run's reproduce line carry every
+// flag (given on the command line, after the file, or as KILLTEST_*), absolute paths and the
+// environment variables the scenario reads, secrets masked; reports are 0644; and the reproduce
+// line, run by a shell without that environment, reruns the same run.
+func TestReproducibleReports(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	seen := filepath.Join(dir, "seen")
+	if err := os.Mkdir(seen, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sc := filepath.Join(dir, "repro.yaml")
+	if err := os.WriteFile(sc, []byte(`name: repro
+components:
+  - name: a
+    sh: 'echo "${KT_REPRO_LABEL} ${KT_REPRO_API_TOKEN} ${KT_REPRO_URL}" > ${KT_REPRO_SEEN}/seed-${SEED}; echo up; exec sleep 600'
+    ready: {log: "^up$"}
+    stop: {exit: [SIGTERM]}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	html := filepath.Join(out, "r.html")
+	cmd := exec.Command(filepath.Join(bins(t), "killtest"), "run", "repro.yaml", "--html", html, "--runs", "2", "--seed", "5", "--out", out, "--json", "r.json")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), "KILLTEST_BIN="+bins(t),
+		"KT_REPRO_LABEL=two words", "KT_REPRO_API_TOKEN=s3cret", "KT_REPRO_URL=redis://user:hunter2@127.0.0.1:6379/0", "KT_REPRO_SEEN="+seen)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run: %v\n%s", err, b)
+	}
+	s := readJSON(t, filepath.Join(dir, "r.json"))
+	wantCmd := "KT_REPRO_API_TOKEN='***' KT_REPRO_LABEL='two words' KT_REPRO_SEEN=" + seen + " KT_REPRO_URL='redis://user:***@127.0.0.1:6379/0' " +
+		"killtest run --seed 5 --runs 2 --bin " + bins(t) + " --out " + out + " --json " + filepath.Join(dir, "r.json") + " --html " + html + " " + sc
+	if s.Command != wantCmd {
+		t.Errorf("suite command\n%s\nwant\n%s", s.Command, wantCmd)
+	}
+	if len(s.Scenarios) != 2 {
+		t.Fatalf("%d runs", len(s.Scenarios))
+	}
+	repro := s.Scenarios[1].Reproduce
+	wantRepro := "KT_REPRO_API_TOKEN='***' KT_REPRO_LABEL='two words' KT_REPRO_SEEN=" + seen + " KT_REPRO_URL='redis://user:***@127.0.0.1:6379/0' " +
+		"killtest run --seed 6 --runs 1 --bin " + bins(t) + " " + sc
+	if repro != wantRepro {
+		t.Errorf("reproduce\n%s\nwant\n%s", repro, wantRepro)
+	}
+	for _, f := range []string{filepath.Join(out, "stress_test_results.md"), html, filepath.Join(dir, "r.json")} {
+		fi, err := os.Stat(f)
+		if err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, %v; want 0644", f, fi.Mode(), err)
+		}
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), "hunter2") || strings.Contains(string(b), "s3cret") {
+			t.Errorf("%s shows a secret", f)
+		}
+	}
+	// Rerun run 2 from its line, in another directory, without the scenario's environment.
+	if err := os.Remove(filepath.Join(seen, "seed-6")); err != nil {
+		t.Fatal(err)
+	}
+	sh := exec.Command("sh", "-c", repro+" --out "+t.TempDir())
+	sh.Dir = t.TempDir()
+	sh.Env = []string{"PATH=" + bins(t) + ":" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir(), "HOME=" + os.Getenv("HOME")}
+	if b, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("reproduce line: %v\n%s", err, b)
+	} else if !strings.Contains(string(b), "seed 6") {
+		t.Errorf("reproduce ran another seed:\n%s", b)
+	}
+	got, err := os.ReadFile(filepath.Join(seen, "seed-6"))
+	if err != nil || string(got) != "two words *** redis://user:***@127.0.0.1:6379/0\n" {
+		t.Errorf("rerun saw %q, %v", got, err)
 	}
 }
 
@@ -331,14 +522,14 @@ workload:
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bins, "killtest"), "run", "--out", dir, sc)
+	cmd := exec.CommandContext(ctx, filepath.Join(bins(t), "killtest"), "run", "--out", dir, sc)
 	cmd.Env = append(os.Environ(), "TMPDIR="+dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { _, err := os.Stat(marker); return err == nil })
+	testkit.WaitFor(t, time.Minute, "the scenario's marker file", func() bool { _, err := os.Stat(marker); return err == nil })
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
@@ -360,10 +551,7 @@ workload:
 // pass is proxyline's doing and not a check that cannot fail.
 func TestBuiltinSuite(t *testing.T) {
 	t.Parallel()
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/proxyline/proxyline/cmd/proxyline").CombinedOutput(); err != nil {
-		t.Fatalf("build proxyline: %v\n%s", err, out)
-	}
+	bin := bins(t) // proxyline is there, built without -race
 	out := t.TempDir()
 	js := filepath.Join(out, "r.json")
 	start := time.Now()

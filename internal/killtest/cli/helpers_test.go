@@ -6,20 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
-
-// waitFor polls cond every 20ms for up to 20s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(20 * time.Millisecond) // polling with a deadline
-	}
-}
 
 // processesWith lists pids whose command line contains s.
 func processesWith(t *testing.T, s string) []int {

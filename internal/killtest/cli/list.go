@@ -6,10 +6,6 @@ import (
 	"strings"
 )
 
-type listOptions struct{}
-
-func (listOptions) Validate() error { return nil }
-
 func listCommand() command {
 	return command{Name: "list", Summary: "list the built-in scenarios", Run: func(ctx context.Context, env *Env, args []string) error {
 		fs := newFlagSet("list", "", "List the built-in scenarios (run with `killtest run NAME`, or all with `killtest run`).")

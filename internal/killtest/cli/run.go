@@ -9,9 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/proxyline/proxyline/internal/killtest/human"
 	"github.com/proxyline/proxyline/internal/killtest/report"
 	"github.com/proxyline/proxyline/internal/killtest/run"
 	"github.com/proxyline/proxyline/internal/killtest/scenario"
@@ -90,19 +90,14 @@ func runSuite(ctx context.Context, env *Env, o runOptions, scs []*scenario.Scena
 	if o.Verbose {
 		log = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	suite := report.Suite{Command: "killtest run " + strings.Join(reproArgs(o, o.Seed), " ") + " " + strings.Join(args, " "), Started: time.Now()}
-	suite.Command = strings.TrimSpace(suite.Command)
+	suite := report.Suite{Command: runLine(o, o.Seed, o.Runs, true, envAssignments(env.Getenv, scs...), args), Started: time.Now()}
 	fmt.Fprintf(env.Stdout, "killtest: %d scenario(s) × %d run(s), seed %d\n", len(scs), o.Runs, o.Seed)
 	samples := filepath.Join(o.Out, "killtest-samples")
 	if err := os.MkdirAll(samples, 0o755); err != nil {
 		return exitWith(ExitUnknown, fmt.Errorf("create %s: %w", samples, err))
 	}
 	opts := run.Options{Bin: o.Bin, Log: log, NoCgroup: o.NoCgroup, SamplesDir: samples, Reproduce: func(sc *scenario.Scenario, seed int64) string {
-		target := sc.File
-		if strings.HasPrefix(target, builtinPrefix) {
-			target = sc.Name
-		}
-		return strings.Join(append([]string{"killtest", "run"}, append(reproArgs(o, seed), target)...), " ")
+		return runLine(o, seed, 1, false, envAssignments(env.Getenv, sc), []string{target(sc)})
 	}}
 	for _, sc := range scs {
 		for i := 1; i <= o.Runs; i++ {
@@ -115,7 +110,7 @@ func runSuite(ctx context.Context, env *Env, o runOptions, scs []*scenario.Scena
 			if o.Runs > 1 {
 				line += fmt.Sprintf(" #%d", i)
 			}
-			line += fmt.Sprintf(" (%s)", res.Duration.Round(time.Millisecond))
+			line += fmt.Sprintf(" (%s)", human.Duration(res.Duration))
 			for _, c := range res.Checks {
 				if c.Verdict != report.Pass {
 					line += fmt.Sprintf("\n        %s %s: %s", verdictWord(c.Verdict), c.Name, c.Summary)
@@ -145,18 +140,6 @@ func runSuite(ctx context.Context, env *Env, o runOptions, scs []*scenario.Scena
 		return exitWith(code, errors.New(""))
 	}
 	return nil
-}
-
-// reproArgs are the flags that change a run's behaviour, for the reproduce command.
-func reproArgs(o runOptions, seed int64) []string {
-	a := []string{"--seed", strconv.FormatInt(seed, 10)}
-	if o.Bin != "" {
-		a = append(a, "--bin", o.Bin)
-	}
-	if o.NoCgroup {
-		a = append(a, "--no-cgroup")
-	}
-	return a
 }
 
 func verdictWord(v any) string {
@@ -201,6 +184,12 @@ func writeReports(o runOptions, s report.Suite) error {
 func writeFile(path string, write func(*os.File) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// Reports are for others to read (CreateTemp makes 0600).
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := write(f); err != nil {

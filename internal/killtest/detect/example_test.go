@@ -24,7 +24,11 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	defer o.Stop()
+	defer func() {
+		if err := o.Stop(ctx); err != nil { // the observer cuts at once: ctx needs no deadline
+			fmt.Println(err)
+		}
+	}()
 
 	cmd := exec.Command("sh", "-c", "sleep 1 & wait")
 	cmd.Env = append(cmd.Environ(), cookie)

@@ -39,9 +39,9 @@ func GracefulExit(exits []Exit) Result {
 		var why string
 		switch {
 		case e.Escalated:
-			why = fmt.Sprintf("did not exit within the stop grace; killed after %s", e.Elapsed.Round(time.Millisecond))
+			why = fmt.Sprintf("did not exit within the stop grace; killed after %s", hd(e.Elapsed))
 		case e.Deadline > 0 && e.Elapsed > e.Deadline:
-			why = fmt.Sprintf("took %s to exit, deadline %s", e.Elapsed.Round(time.Millisecond), e.Deadline)
+			why = fmt.Sprintf("took %s to exit, deadline %s", hd(e.Elapsed), hd(e.Deadline))
 		case !slices.Contains(want, e.Code):
 			why = fmt.Sprintf("exit code %d, want one of %v", e.Code, want)
 			if e.Signal != "" {

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -30,7 +31,11 @@ func newObserver(t *testing.T) *observe.Observer {
 	if err := o.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(o.Stop)
+	t.Cleanup(func() {
+		if err := o.Stop(context.Background()); err != nil {
+			t.Errorf("stop observer: %v", err)
+		}
+	})
 	return o
 }
 
@@ -144,21 +149,6 @@ func requireVerdict(t *testing.T, r Result, want Verdict) {
 	t.Helper()
 	if r.Verdict != want {
 		t.Fatalf("%s verdict = %s (%s), want %s; evidence %+v", r.Check, r.Verdict, r.Summary, want, r.Evidence)
-	}
-}
-
-// waitFor polls cond every 20ms until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/proxyline/proxyline/internal/killtest/observe"
+	"github.com/proxyline/proxyline/internal/proctab"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
 // These tests start real processes and share the process-wide subreaper flag, so they do not
@@ -26,6 +28,10 @@ func TestOrphansReparented(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.cmd.Wait() // sh exits by itself, leaving sleep behind
+	// The evidence's wchan is where the process sleeps; a process still starting (on a busy
+	// machine, for a long while) runs and has none: wait until the sleep sleeps.
+	testkit.WaitFor(t, time.Minute, "the orphaned sleep asleep (a wchan)", func() bool { return proctab.Wchan(pid) != "" })
+	o.BeginStop()
 	r := Orphans(t.Context(), o, OrphanOptions{Grace: 300 * time.Millisecond})
 	requireVerdict(t, r, Fail)
 	if len(r.Evidence) != 1 {
@@ -35,12 +41,18 @@ func TestOrphansReparented(t *testing.T) {
 	if e.PID != pid || e.Class != OrphanReparented || !e.Cookie || e.Cmdline != "sleep 30" || len(e.PPIDChain) == 0 || e.Wchan == "" {
 		t.Errorf("evidence = %+v: want sleep %d re-parented, with cookie and parent chain", e, pid)
 	}
-	// Killed now, it has run past the grace as an orphan: still a failure, as an exited one.
+	if e.WithoutParentMin <= 200*time.Millisecond || !strings.Contains(e.Detail, "orphaned during the run") ||
+		len(e.Chain) == 0 || !strings.HasPrefix(e.Chain[0].Command, "sh -c sleep 30") && e.Chain[0].PID != os.Getpid() {
+		t.Errorf("evidence = %+v: want orphaned during the run, with its parent's command", e)
+	}
+	// Killed now (and reaped by the test, so its status is unknown to the observer), it was
+	// orphaned during the run: still a failure, as one that has ended.
 	killLeftover(t, e.PID, e.StartTime)
 	r = Orphans(t.Context(), o, OrphanOptions{Grace: 300 * time.Millisecond})
 	requireVerdict(t, r, Fail)
-	if len(r.Evidence) != 1 || r.Evidence[0].Class != OrphanExited || r.Evidence[0].PID != pid {
-		t.Errorf("after kill: evidence %+v: want one %q", r.Evidence, OrphanExited)
+	if len(r.Evidence) != 1 || r.Evidence[0].Class != OrphanDuringRun || r.Evidence[0].PID != pid ||
+		!strings.Contains(r.Evidence[0].Ended, "reaped by its parent of then") {
+		t.Errorf("after kill: evidence %+v: want one %q killed by SIGKILL", r.Evidence, OrphanDuringRun)
 	}
 }
 
@@ -50,6 +62,7 @@ func TestOrphansSetsidEscapee(t *testing.T) {
 	c := start(t, o, nil, "sh", "-c", "setsid sh -c 'sleep 30 >/dev/null & echo $!' & wait; exit 0")
 	c.expect(t, "")
 	c.stop(t) // SIGTERM to the component's group: the escapee is in another session
+	o.BeginStop()
 	r := Orphans(t.Context(), o, OrphanOptions{Grace: 300 * time.Millisecond})
 	requireVerdict(t, r, Fail)
 	i := slices.IndexFunc(r.Evidence, func(e Evidence) bool { return e.Cmdline == "sleep 30" })
@@ -67,6 +80,7 @@ func TestOrphansCleanStop(t *testing.T) {
 	c := start(t, o, nil, "sh", "-c", "sleep 30 >/dev/null & echo $!; wait")
 	c.expect(t, "")
 	c.stop(t) // SIGTERM to the group: sh and sleep both go
+	o.BeginStop()
 	r := Orphans(t.Context(), o, OrphanOptions{Grace: 2 * time.Second})
 	requireVerdict(t, r, Pass)
 }
@@ -77,7 +91,7 @@ func TestZombiesReal(t *testing.T) {
 	good := start(t, o, nil, "sh", "-c", "true & wait; exec sleep 30") // sh waits first
 	_ = good
 	var r Result
-	waitFor(t, 5*time.Second, "zombie older than 1s", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "zombie older than 1s", func() bool {
 		r = Zombies(o, ZombieOptions{MinAge: time.Second})
 		return r.Verdict == Fail
 	})
@@ -96,7 +110,7 @@ func TestStoppedReal(t *testing.T) {
 	o := newObserver(t)
 	c := start(t, o, nil, "sleep", "30")
 	pid := c.cmd.Process.Pid
-	waitFor(t, 5*time.Second, "sleep exec'ed", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "sleep exec'ed", func() bool {
 		return slices.ContainsFunc(o.Alive(), func(p observe.Process) bool { return p.PID == pid && p.Comm == "sleep" })
 	})
 	requireVerdict(t, Stopped(t.Context(), o, StoppedOptions{}), Pass)
@@ -104,7 +118,7 @@ func TestStoppedReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r Result
-	waitFor(t, 5*time.Second, "stopped process reported", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "stopped process reported", func() bool {
 		r = Stopped(t.Context(), o, StoppedOptions{})
 		return r.Verdict == Fail
 	})
@@ -185,7 +199,7 @@ func TestPortsReal(t *testing.T) {
 	c.stop(t)
 	// Other tests on this machine may briefly use the freed port as a connection's local port:
 	// poll for a pass instead of expecting it at once.
-	waitFor(t, 10*time.Second, "port free again", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "port free again", func() bool {
 		r = Ports(o, PortOptions{Ports: []int{port}})
 		return r.Verdict == Pass
 	})
@@ -217,7 +231,7 @@ func TestInheritedFDsReal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "checker enriched", func() bool {
+			testkit.WaitFor(t, 5*time.Second, "checker enriched", func() bool {
 				return slices.ContainsFunc(o.Processes(), func(p observe.Process) bool {
 					return p.PID == pid && cmdline(p.Cmdline, "") == "sleep 31" && p.FDs != nil
 				})

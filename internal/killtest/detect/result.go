@@ -32,6 +32,24 @@ type Evidence struct {
 	Wchan     string
 	Class     string // sub-class: e.g. "contained", "escaped", "re-parented", "culprit-parent"
 	Detail    string // what is wrong, in words: target diffs, which layer failed, ...
+
+	// Chain is the parent chain at first sight with each ancestor's command, nearest first,
+	// when known; reports show it instead of the bare PPIDChain.
+	Chain []ChainEntry `json:",omitempty"`
+	// WithoutParentMin and WithoutParentMax bound how long an orphan ran without its parent
+	// (orphaned during the run): at least Min, at most Max.
+	WithoutParentMin time.Duration `json:",omitempty"`
+	WithoutParentMax time.Duration `json:",omitempty"`
+	// Ended says what ended an orphan: itself (with its status), a signal of the harness (which),
+	// right after a sibling component stopped, or nothing yet (left behind).
+	Ended string `json:",omitempty"`
+}
+
+// ChainEntry is one ancestor in a parent chain.
+type ChainEntry struct {
+	PID       int
+	StartTime uint64 // 0 when unknown
+	Command   string // its command line; "" when unknown
 }
 
 // Series is a named sequence of values a report can chart (e.g. fd counts per cycle).
@@ -70,7 +88,21 @@ func evidenceOf(p observe.Process, now time.Time) Evidence {
 		Cookie:    p.Cookie,
 		Cgroup:    p.Cgroup,
 		Wchan:     p.Wchan,
+		Chain:     chainOf(p),
 	}
+}
+
+// chainOf is p's parent chain at first sight with each ancestor's identity and command, as the
+// observer recorded them (nil when it recorded none).
+func chainOf(p observe.Process) []ChainEntry {
+	if len(p.Ancestors) == 0 {
+		return nil
+	}
+	out := make([]ChainEntry, len(p.Ancestors))
+	for i, a := range p.Ancestors {
+		out[i] = ChainEntry{PID: a.PID, StartTime: a.StartTime, Command: a.Command()}
+	}
+	return out
 }
 
 func cmdline(args []string, comm string) string {

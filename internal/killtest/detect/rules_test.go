@@ -3,7 +3,9 @@ package detect
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -319,6 +321,107 @@ func TestGracefulExit(t *testing.T) {
 			t.Parallel()
 			if r := GracefulExit(tt.exits); r.Verdict != tt.want {
 				t.Fatalf("GracefulExit = %s (%s), want %s", r.Verdict, r.Summary, tt.want)
+			}
+		})
+	}
+}
+
+// TestOrphanRules: the orphan rules on synthetic bounds. The stop phase begins at t0+10s.
+func TestOrphanRules(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	stop := at(10_000)
+	orphan := func(parentAlive, parentDead, aliveAt, deadBy int) observe.Process {
+		p := observe.Process{Key: observe.Key{PID: 42, StartTime: 7}, Comm: "mubeng", Cmdline: []string{"mubeng", "-c"},
+			AliveAt: at(aliveAt), Orphaned: &observe.Orphaning{Parent: observe.Key{PID: 41, StartTime: 6}, ParentCommand: "celery worker",
+				ParentAliveAt: at(parentAlive), ParentDeadBy: at(parentDead)}}
+		if deadBy > 0 {
+			p.DeadBy = at(deadBy)
+		}
+		return p
+	}
+	daemon := regexp.MustCompile(`^mubeng`)
+	tests := []struct {
+		name     string
+		p        observe.Process
+		opts     OrphanOptions
+		want     Verdict
+		contains string
+	}{
+		{"outlived its parent by a second, exited by itself", func() observe.Process {
+			p := orphan(900, 1000, 2000, 2001)
+			p.Status = &observe.ExitStatus{Code: 0}
+			return p
+		}(), OrphanOptions{}, Fail, "exited by itself with status 0"},
+		{"parent-death signal: died with its parent", orphan(900, 1000, 995, 1001), OrphanOptions{}, Pass, "1 ended within 200 ms"},
+		{"sampling stalled for longer than an orphan may live unseen", orphan(900, 1000, 995, 1001), OrphanOptions{}, Unknown,
+			"took no sample of the process table for 2.5 s (from +3 s"},
+		{"sampling delayed a little: pass, said", orphan(900, 1000, 995, 1001), OrphanOptions{}, Pass,
+			"samples of the process table were up to 400 ms apart (from +3 s)"},
+		{"an orphan found is a failure whatever the sampling", func() observe.Process {
+			p := orphan(900, 1000, 2000, 2001)
+			p.Status = &observe.ExitStatus{Code: 0}
+			return p
+		}(), OrphanOptions{}, Fail, "exited by itself"},
+		{"loose bounds under the uncertainty limit", orphan(700, 1000, 995, 1300), OrphanOptions{}, Pass, "1 more could only be timed to at most 600 ms"},
+		{"lower bound just under the bound", orphan(990, 1000, 1150, 1160), OrphanOptions{}, Pass, "no process outlived"},
+		{"stalled observer: cannot tell", orphan(0, 5000, 4000, 7000), OrphanOptions{}, Unknown, "could not tell whether 1 process(es)"},
+		{"parent died in the stop phase: the grace applies", orphan(9990, 10_100, 11_000, 11_500), OrphanOptions{}, Pass, "no process outlived"},
+		{"orphaned by a stop, outlived the grace, ended by a sibling's stop", func() observe.Process {
+			p := orphan(9990, 10_100, 11_500, 11_510)
+			p.Status = &observe.ExitStatus{Code: 0}
+			return p
+		}(), OrphanOptions{Grace: time.Second, Exits: []ComponentExit{
+			{Component: "worker", Key: observe.Key{PID: 41, StartTime: 6}, StopAt: at(10_000), At: at(10_100), Why: "stopped at the end"},
+			{Component: "server", StopAt: at(11_505), At: at(11_508), Why: "stopped at the end"},
+		}}, Fail, "1 orphaned by a component's stop that outlived their parent by more than 1 s"},
+		{"killed by a fault's signal", func() observe.Process {
+			p := orphan(900, 1000, 3000, 3001)
+			p.Status = &observe.ExitStatus{Signal: syscall.SIGKILL}
+			return p
+		}(), OrphanOptions{Signals: []Signal{{At: at(2999), Key: observe.Key{PID: 42, StartTime: 7}, Signal: syscall.SIGKILL, By: "fault reaper"}}},
+			Fail, "was killed by SIGKILL from the harness (fault reaper)"},
+		{"ended by the stop of a sibling", func() observe.Process {
+			p := orphan(900, 1000, 10_010, 10_020)
+			p.Status = &observe.ExitStatus{Code: 0}
+			return p
+		}(), OrphanOptions{Exits: []ComponentExit{
+			{Component: "worker", Key: observe.Key{PID: 41, StartTime: 6}, At: at(1000), Why: "SIGKILLed by a fault"},
+			{Component: "lab", StopAt: at(10_005), At: at(10_030), Why: "stopped at the end"},
+		}}, Fail, "after component lab began to stop (stopped at the end)"},
+		{"daemonized at start-up, allowed", orphan(900, 1000, 9000, 0), OrphanOptions{Allow: []*regexp.Regexp{daemon},
+			Startups: []Window{{Name: "lab#1", From: at(800), To: at(1100)}}}, Pass, "allowed: pid 42 `mubeng -c` (daemonized while lab#1 started up)"},
+		{"matches the allow-list, orphaned mid-run", orphan(5000, 5001, 9000, 0), OrphanOptions{Allow: []*regexp.Regexp{daemon},
+			Startups: []Window{{Name: "lab#1", From: at(800), To: at(1100)}}}, Fail, "its parent pid 41 `celery worker` died"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			opts := tt.opts
+			opts.StopAt, opts.Origin = stop, t0
+			caps := observe.Capabilities{Subreaper: true, Pidfd: true}
+			// The observer's longest stretch without a sample, for the cases about it.
+			if gap := map[string]time.Duration{
+				"sampling stalled for longer than an orphan may live unseen": 2500 * time.Millisecond,
+				"sampling delayed a little: pass, said":                      400 * time.Millisecond,
+				"an orphan found is a failure whatever the sampling":         1500 * time.Millisecond,
+			}[tt.name]; gap > 0 {
+				caps.MaxSampleGap, caps.MaxSampleGapAt = gap, at(3000)
+			}
+			j := orphanJudge{opts: opts.withDefaults(), now: at(12_000), caps: caps}
+			j.judge(tt.p, false)
+			r := j.result(0)
+			text := r.Summary
+			for _, e := range r.Evidence {
+				text += "\n" + e.Detail
+			}
+			if r.Verdict != tt.want || !strings.Contains(text, tt.contains) {
+				t.Fatalf("verdict %s:\n%s\nwant %s with %q", r.Verdict, text, tt.want, tt.contains)
+			}
+			if r.Verdict == Fail && (r.Evidence[0].WithoutParentMin <= 200*time.Millisecond ||
+				(r.Evidence[0].Class != OrphanDuringRun && r.Evidence[0].Class != OrphanAfterStop)) {
+				t.Errorf("evidence %+v", r.Evidence[0])
 			}
 		})
 	}

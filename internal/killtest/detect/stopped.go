@@ -63,7 +63,7 @@ func judgeStopped(alive []observe.Process, killedAt time.Time, grace time.Durati
 			e := evidenceOf(p, now)
 			e.Class = "stopped"
 			e.Detail = fmt.Sprintf("in state %c (stopped) for %s: a SIGTERM stays pending until SIGCONT", p.State,
-				now.Sub(p.StateSince).Round(time.Millisecond))
+				hd(now.Sub(p.StateSince)))
 			res.Evidence = append(res.Evidence, e)
 		case 'D':
 			since := p.StateSince
@@ -74,7 +74,7 @@ func judgeStopped(alive []observe.Process, killedAt time.Time, grace time.Durati
 				e := evidenceOf(p, now)
 				e.Class = "unkillable"
 				e.Detail = fmt.Sprintf("in uninterruptible sleep (D) for %s after the kill, in kernel function %q",
-					d.Round(time.Millisecond), p.Wchan)
+					hd(d), p.Wchan)
 				res.Evidence = append(res.Evidence, e)
 			} else {
 				waiting = true
@@ -86,5 +86,5 @@ func judgeStopped(alive []observe.Process, killedAt time.Time, grace time.Durati
 		res.Summary = fmt.Sprintf("%d process(es) stopped or unkillable", len(res.Evidence))
 		return res, waiting
 	}
-	return pass("stopped", fmt.Sprintf("no stopped process, none in D longer than %s", grace)), waiting
+	return pass("stopped", fmt.Sprintf("no stopped process, none in D longer than %s", hd(grace))), waiting
 }

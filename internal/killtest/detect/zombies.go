@@ -42,7 +42,7 @@ func judgeZombies(zs []observe.Zombie, opts ZombieOptions) Result {
 		res.Evidence = append(res.Evidence, Evidence{
 			PID: z.PID, StartTime: z.StartTime, Cmdline: cmdline(z.Cmdline, z.Comm), State: "Z",
 			Age: d.Round(time.Millisecond), Class: "zombie",
-			Detail: fmt.Sprintf("not reaped for %s by its parent pid %d (%s)%s", d.Round(time.Millisecond),
+			Detail: fmt.Sprintf("not reaped for %s by its parent pid %d (%s)%s", hd(d),
 				z.Parent.PID, cmdline(z.ParentCmdline, "?"), reapedNote(z)),
 		})
 		if !culprits[z.Parent] {
@@ -54,11 +54,11 @@ func judgeZombies(zs []observe.Zombie, opts ZombieOptions) Result {
 		}
 	}
 	if len(res.Evidence) == 0 {
-		return pass(check, fmt.Sprintf("no zombie lasted %s or longer (%d brief ones)", minAge, len(zs)))
+		return pass(check, fmt.Sprintf("no zombie lasted %s or longer (%d brief ones)", hd(minAge), len(zs)))
 	}
 	res.Verdict = Fail
 	res.Summary = fmt.Sprintf("%d zombie(s) left unreaped for %s or longer by %d parent(s)",
-		len(res.Evidence)-len(culprits), minAge, len(culprits))
+		len(res.Evidence)-len(culprits), hd(minAge), len(culprits))
 	return res
 }
 

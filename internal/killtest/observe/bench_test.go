@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strconv"
@@ -43,7 +44,9 @@ func startSleepers(tb testing.TB, n int, env ...string) {
 	}
 }
 
-// benchTick measures one 10 Hz sample (snapshot + attribution + zombies), without enrichment.
+// benchTick measures one 10 Hz sample (snapshot + attribution + zombies + orphan bookkeeping),
+// without enrichment. The pidfd exit watch is set up as in a run (one pidfd per attributed
+// process and per parent), so its per-sample cost is included.
 func benchTick(b *testing.B, env ...string) {
 	startSleepers(b, 500, env...)
 	o, err := New(Config{Cookie: testCookie, EnrichEvery: time.Hour})
@@ -52,6 +55,10 @@ func benchTick(b *testing.B, env ...string) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.startExitsLocked()
+	if o.ex != nil {
+		defer o.ex.close()
+	}
 	if err := o.tickLocked(time.Now(), true); err != nil { // first sight: environ of every pid
 		b.Fatal(err)
 	}
@@ -73,6 +80,9 @@ func benchTick(b *testing.B, env ...string) {
 		}
 	}
 	b.ReportMetric(float64(attributed), "attributed")
+	if o.ex != nil {
+		b.ReportMetric(float64(len(o.ex.byID)), "pidfds")
+	}
 }
 
 func BenchmarkTickUnattributed(b *testing.B) { benchTick(b) }
@@ -106,4 +116,31 @@ func cpuTime(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkExitLoopIdle measures what the exit watch costs while nothing exits: 500 watched
+// processes, the loop's quiet wait every 50 ms. One op is 100 ms of watching; the metric is CPU
+// per second of watching (the sampling loop is held off, so it does not count).
+func BenchmarkExitLoopIdle(b *testing.B) {
+	startSleepers(b, 500, testCookie)
+	o, err := New(Config{Cookie: testCookie, Interval: time.Hour, EnrichEvery: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := o.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = o.Stop(context.Background()) })
+	if !o.Capabilities().Pidfd {
+		b.Skipf("no pidfd exit watch: %s", o.Capabilities().PidfdError)
+	}
+	b.ResetTimer()
+	cpu := cpuTime(b)
+	for b.Loop() {
+		time.Sleep(100 * time.Millisecond) // the loop works meanwhile; this goroutine only waits
+	}
+	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e6*10, "cpu-ms/s")
+	o.mu.Lock()
+	b.ReportMetric(float64(len(o.ex.byID)), "pidfds")
+	o.mu.Unlock()
 }

@@ -27,6 +27,10 @@ type Config struct {
 	// that was never seen with another parent may stay a zombie before the observer reaps it
 	// (covers the instant between exec.Cmd.Start and Own). Default 1s.
 	ReapGrace time.Duration
+	// OrphanBound is the delivery bound of a parent-death signal: when a watched process's parent
+	// dies, the observer polls it this long after (plus a millisecond) to learn whether it
+	// outlived its parent by more than the bound. Default 200ms (the orphan detector's default).
+	OrphanBound time.Duration
 	// MaxPoints caps each timeline series (10 Hz samples, 1 Hz usage per process); longer runs
 	// are decimated. Default 4096.
 	MaxPoints int
@@ -35,6 +39,8 @@ type Config struct {
 	MaxExited int
 	// Log receives diagnostics. Default: discarded.
 	Log *slog.Logger
+
+	noPidfd bool // tests: time exits from the samples alone, as without pidfd support
 }
 
 // Validate reports a configuration error.
@@ -43,8 +49,8 @@ func (c Config) Validate() error {
 	if !ok || k == "" || strings.ContainsAny(c.Cookie, "\x00") {
 		return fmt.Errorf("observe config: Cookie %q: want KEY=VALUE", c.Cookie)
 	}
-	if c.Interval < 0 || c.EnrichEvery < 0 || c.ReapGrace < 0 {
-		return errors.New("observe config: Interval, EnrichEvery and ReapGrace must not be negative")
+	if c.Interval < 0 || c.EnrichEvery < 0 || c.ReapGrace < 0 || c.OrphanBound < 0 {
+		return errors.New("observe config: Interval, EnrichEvery, ReapGrace and OrphanBound must not be negative")
 	}
 	if c.MaxPoints < 0 || c.MaxExited < 0 {
 		return errors.New("observe config: MaxPoints and MaxExited must not be negative")
@@ -69,6 +75,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReapGrace == 0 {
 		c.ReapGrace = time.Second
+	}
+	if c.OrphanBound == 0 {
+		c.OrphanBound = 200 * time.Millisecond
 	}
 	if c.MaxPoints == 0 {
 		c.MaxPoints = 4096

@@ -34,7 +34,11 @@ func newObserver(t *testing.T, cfg Config) *Observer {
 	if err := o.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(o.Stop)
+	t.Cleanup(func() {
+		if err := o.Stop(context.Background()); err != nil {
+			t.Errorf("stop observer: %v", err)
+		}
+	})
 	return o
 }
 
@@ -85,22 +89,6 @@ func killOrphan(t *testing.T, k Key) {
 		var info unix.Siginfo
 		if err := unix.Waitid(unix.P_PID, k.PID, &info, unix.WEXITED, nil); err != nil && !errors.Is(err, unix.ECHILD) {
 			t.Errorf("reap %d: %v", k.PID, err)
-		}
-	}
-}
-
-// waitFor polls cond every 10ms until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %s", what, timeout)
 		}
 	}
 }

@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
 
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
+	"github.com/proxyline/proxyline/internal/lifecycle"
 	"github.com/proxyline/proxyline/internal/proctab"
 )
 
@@ -44,16 +42,26 @@ type Observer struct {
 	marks    []Mark                 // guarded by mu
 	caps     Capabilities           // guarded by mu
 	lastRich time.Time              // guarded by mu
+	lastRead time.Time              // guarded by mu: when the last snapshot's read ended
 	start    time.Time              // guarded by mu
 	end      time.Time              // guarded by mu
 	tickErr  error                  // guarded by mu: last sampling error, logged once
+	ex       *exits                 // pidfd exit watch (nil when unavailable); its state is guarded by mu
+	lives    map[Key]*life          // guarded by mu: attributed processes and their parents
+	kids     map[Key][]Key          // guarded by mu: parent -> attributed children (for orphaning)
+	cmdCache map[Key][]string       // guarded by mu: command lines of unattributed ancestors
+	stopAt   time.Time              // guarded by mu: when the stop phase began (BeginStop)
+	// startTicks is the boot clock at Start in ticks: a process that started earlier cannot
+	// carry this run's cookie.
+	startTicks uint64
+	exitDone   chan struct{}
 
+	life       lifecycle.Once
 	state      int // guarded by mu: 0 new, 1 running, 2 stopped
 	prevReaper int // subreaper flag before Start
 	setReaper  bool
 	cancel     context.CancelFunc
 	done       chan struct{}
-	stopOnce   sync.Once
 }
 
 // negEntry remembers a process that is not part of the run, so its environment is read once.
@@ -62,6 +70,10 @@ type negEntry struct {
 	comm      string    // re-check the cookie when the comm changes (an exec happened)
 	harnessAt time.Time // first seen as an un-owned child of the harness
 	rechecks  int       // environment re-reads after execs
+	seenAt    time.Time // last sample that saw it, with its parent of then
+	denied    bool      // its unreadable environment was looked at (once per process)
+	doubt     bool      // and counted in Capabilities.EnvironDenied
+	life      *life     // set when it is the parent of an attributed process
 }
 
 // maxRechecks bounds the environment re-reads of one non-attributed process.
@@ -84,12 +96,15 @@ func New(cfg Config) (*Observer, error) {
 		negative: make(map[Key]*negEntry),
 		own:      make(map[int]uint64),
 		zombies:  make(map[Key]*Zombie),
+		lives:    make(map[Key]*life),
+		kids:     make(map[Key][]Key),
+		cmdCache: make(map[Key][]string),
 		trough:   make(map[Key]int64),
 		usage:    make(map[Key]*series[Usage]),
 		samples:  newSeries[Sample](cfg.MaxPoints),
 	}
 	if cfg.CgroupDir != "" {
-		rel, err := cgroupRel(cfg.CgroupDir)
+		rel, err := proctab.CgroupOfDir(cfg.CgroupDir)
 		if err != nil {
 			o.caps.CgroupError = err.Error()
 		} else {
@@ -100,48 +115,25 @@ func New(cfg Config) (*Observer, error) {
 	return o, nil
 }
 
-// cgroupRel returns dir relative to the cgroup2 mount that holds it, as /proc/<pid>/cgroup
-// shows it ("/a/b").
-func cgroupRel(dir string) (string, error) {
-	mounts, err := procfs.GetMounts()
-	if err != nil {
-		return "", fmt.Errorf("read mounts: %w", err)
-	}
-	best := ""
-	for _, m := range mounts {
-		if m.FSType != "cgroup2" {
-			continue
-		}
-		if (dir == m.MountPoint || strings.HasPrefix(dir, strings.TrimSuffix(m.MountPoint, "/")+"/")) && len(m.MountPoint) > len(best) {
-			best = m.MountPoint
-		}
-	}
-	if best == "" {
-		return "", fmt.Errorf("cgroup dir %s: not under a cgroup2 mount", dir)
-	}
-	rel, err := filepath.Rel(best, dir)
-	if err != nil {
-		return "", fmt.Errorf("cgroup dir %s: %w", dir, err)
-	}
-	if rel == "." {
-		return "/", nil
-	}
-	return "/" + rel, nil
-}
-
 // HarnessPID is the pid of the process the observer runs in.
 func (o *Observer) HarnessPID() int { return o.self }
 
 // Start makes the harness a child subreaper (a failure is recorded in Capabilities, not
-// returned), takes a first sample synchronously and starts sampling in the background until
-// ctx is canceled or Stop is called. It returns an error when /proc cannot be read or when
-// called twice.
+// returned), takes a first sample synchronously and starts sampling in the background; it
+// returns once the first sample is in. ctx bounds the start-up only: the observer samples until
+// Stop. It returns an error when /proc cannot be read or ctx has ended (nothing is left running
+// then, and the subreaper flag is restored); lifecycle.ErrStarted when called twice,
+// lifecycle.ErrStopped after Stop.
 func (o *Observer) Start(ctx context.Context) error {
+	return o.life.Start(func() error { return o.startUp(ctx) })
+}
+
+func (o *Observer) startUp(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("observer: start: %w", err)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.state != 0 {
-		return errors.New("observer: Start called twice")
-	}
 	var prev int32
 	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&prev)), 0, 0, 0); err != nil {
 		o.caps.SubreaperError = fmt.Sprintf("prctl(PR_GET_CHILD_SUBREAPER): %v", err)
@@ -159,17 +151,48 @@ func (o *Observer) Start(ctx context.Context) error {
 	if o.cfg.CgroupDir != "" && !o.caps.Cgroup {
 		o.log.Warn("observer: run cgroup unusable", "dir", o.cfg.CgroupDir, "reason", o.caps.CgroupError)
 	}
+	if ticks, err := proctab.BootTicks(); err == nil {
+		o.startTicks = ticks
+	}
+	o.startExitsLocked()
 	now := time.Now()
 	o.start = now
 	if err := o.tickLocked(now, true); err != nil {
-		o.restoreReaperLocked()
+		_ = o.restoreReaperLocked() // the first sample's error says more
+		if o.ex != nil {
+			o.ex.close()
+			o.ex = nil
+		}
 		return fmt.Errorf("observer: first sample: %w", err)
 	}
-	ctx, o.cancel = context.WithCancel(ctx)
+	// The loops' context: only Stop ends it, not the end of the start-up's.
+	var loopCtx context.Context
+	loopCtx, o.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	o.done = make(chan struct{})
 	o.state = 1
-	go o.loop(ctx)
+	go o.loop(loopCtx)
+	if o.ex != nil {
+		o.exitDone = make(chan struct{})
+		go o.exitLoop(loopCtx, o.exitDone)
+	}
 	return nil
+}
+
+// startExitsLocked sets up the pidfd exit watch; without it (kernel < 5.3, seccomp) exits are
+// known from the samples only, and Capabilities says so.
+func (o *Observer) startExitsLocked() {
+	if o.cfg.noPidfd {
+		o.caps.PidfdError = "disabled: exit times from 10 Hz samples only"
+		return
+	}
+	ex, err := newExits()
+	if err != nil {
+		o.caps.PidfdError = err.Error() + ": exit times from 10 Hz samples only"
+		o.log.Warn("observer: no pidfd exit watch", "err", err)
+		return
+	}
+	o.ex = ex
+	o.caps.Pidfd = true
 }
 
 func (o *Observer) loop(ctx context.Context) {
@@ -192,38 +215,60 @@ func (o *Observer) loop(ctx context.Context) {
 	}
 }
 
-// Stop ends sampling: it cancels the loop and waits for it, takes a last sample (reaping
-// re-parented orphans that exited), and clears the subreaper flag if Start set it. The recorded
-// data stays readable. Stop is idempotent and safe to call without Start.
-func (o *Observer) Stop() {
-	o.stopOnce.Do(func() {
-		o.mu.Lock()
-		running := o.state == 1
-		o.state = 2
-		o.mu.Unlock()
-		if running {
-			o.cancel()
-			<-o.done
-		}
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		if running {
-			if err := o.tickLocked(time.Now(), false); err != nil {
-				o.log.Error("observer: last sample", "err", err)
-			}
-		}
-		o.end = time.Now()
-		o.restoreReaperLocked()
-	})
+// Stop ends sampling and returns once the observer's goroutines have ended. The recorded data
+// stays readable. It is idempotent, safe without Start, and safe to call from several goroutines
+// (docs/lifecycle.md).
+//
+// Shutdown order:
+//  1. refuse: the state is stopped: BeginStop and syncExits no longer wait for the loops;
+//  2. drain: none, a sample in progress is short: Stop cuts at once and ctx is not used;
+//  3. cut: the sampling loop and the pidfd exit loop are cancelled;
+//  4. wait and release: both loops end (bound: one sample, milliseconds); then the exits they
+//     signalled are recorded and a last sample is taken (it reaps re-parented orphans that
+//     exited); then the pidfd watch is closed and the subreaper flag cleared if Start set it;
+//  5. error: the last sample's error and a failure to restore the subreaper flag.
+func (o *Observer) Stop(ctx context.Context) error {
+	return o.life.Stop(ctx, func(context.Context) error { return o.stop() })
 }
 
-func (o *Observer) restoreReaperLocked() {
-	if o.setReaper {
-		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, uintptr(o.prevReaper), 0, 0, 0); err != nil {
-			o.log.Error("observer: restore subreaper flag", "err", err)
-		}
-		o.setReaper = false
+func (o *Observer) stop() error {
+	o.mu.Lock()
+	o.state = 2
+	o.mu.Unlock()
+	o.cancel()
+	<-o.done
+	if o.ex != nil {
+		o.ex.wake()
+		<-o.exitDone
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var errs []error
+	o.drainLocked()
+	if err := o.tickLocked(time.Now(), false); err != nil {
+		errs = append(errs, fmt.Errorf("observer: last sample: %w", err))
+	}
+	if o.ex != nil {
+		o.ex.close()
+		o.ex = nil
+	}
+	o.end = time.Now()
+	if err := o.restoreReaperLocked(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// restoreReaperLocked clears the subreaper flag if Start set it.
+func (o *Observer) restoreReaperLocked() error {
+	if !o.setReaper {
+		return nil
+	}
+	o.setReaper = false
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, uintptr(o.prevReaper), 0, 0, 0); err != nil {
+		return fmt.Errorf("observer: restore subreaper flag: %w", err)
+	}
+	return nil
 }
 
 // Own declares pid a child the runner started itself (exec.Cmd) and will Wait for: the
@@ -242,12 +287,15 @@ func (o *Observer) Own(pid int) {
 	o.own[pid] = st
 	if _, ok := o.procs[sp.Key()]; !ok {
 		// Record it now: a short-lived component may be gone before the next sample.
-		delete(o.negative, sp.Key())
-		o.attributeLocked(&sp, time.Now(), ByOwn, false, false)
+		now := time.Now()
+		o.attributeLocked(&sp, now, now, ByOwn, false, false)
 	}
 	for k, p := range o.procs {
 		if k.PID == pid && !p.Exited && (st == 0 || st == k.StartTime) {
+			// Seen before Own (between exec.Cmd.Start and this call) as a child of the
+			// harness: it is the runner's, not an orphan.
 			p.Own, p.Reparented, p.ReparentedAt = true, false, time.Time{}
+			p.Orphaned, p.Parent = nil, Key{}
 		}
 	}
 }
@@ -323,7 +371,11 @@ func (o *Observer) listLocked(keep func(*Process) bool) []Process {
 	var out []Process
 	for _, p := range o.procs {
 		if keep(p) {
-			out = append(out, p.clone())
+			c := p.clone()
+			if p.life != nil {
+				c.AliveAt = o.aliveAtLocked(p.life)
+			}
+			out = append(out, c)
 		}
 	}
 	slices.SortFunc(out, func(a, b Process) int { return a.PID - b.PID })
@@ -333,8 +385,21 @@ func (o *Observer) listLocked(keep func(*Process) bool) []Process {
 func (p *Process) clone() Process {
 	c := *p
 	c.PPIDChain = slices.Clone(p.PPIDChain)
+	c.Ancestors = slices.Clone(p.Ancestors)
 	c.Cmdline = slices.Clone(p.Cmdline)
 	c.FDs = slices.Clone(p.FDs)
+	if p.life != nil {
+		c.AliveAt, c.DeadBy = p.life.aliveAt, p.life.deadBy
+	}
+	if p.Orphaned != nil {
+		or := *p.Orphaned
+		c.Orphaned = &or
+	}
+	if p.Status != nil {
+		st := *p.Status
+		c.Status = &st
+	}
+	c.life = nil
 	return c
 }
 

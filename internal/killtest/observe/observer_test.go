@@ -1,6 +1,8 @@
 package observe
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/proxyline/proxyline/internal/lifecycle"
+	"github.com/proxyline/proxyline/internal/lifecycle/lifecycletest"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
 // Tests that start processes do not run in parallel: the subreaper flag and re-parenting are
@@ -39,26 +45,57 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// TestLifecycle: the observer's lifecycle (docs/lifecycle.md) with real processes. Serving: a
+// process started with the cookie after Start, whose context has ended by then, is attributed by
+// the sampling loop (no Refresh). The observer has nothing to drain: no cut test.
+func TestLifecycle(t *testing.T) {
+	lifecycletest.Run(t, lifecycletest.Subject[*Observer]{
+		New: func(t *testing.T) *Observer {
+			o, err := New(Config{Cookie: testCookie, Interval: 20 * time.Millisecond, EnrichEvery: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return o
+		},
+		Serving: func(t *testing.T, o *Observer) {
+			cmd := startComponent(t, nil, "sleep", "600")
+			testkit.WaitFor(t, time.Minute, "the sampling loop attributing a new process", func() bool {
+				_, ok := find(o.Alive(), func(p Process) bool { return p.PID == cmd.Process.Pid })
+				return ok
+			})
+		},
+	})
+	var flag int32
+	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptrOf(&flag), 0, 0, 0); err != nil || flag != 0 {
+		t.Errorf("after every Stop: subreaper flag %d (%v), want restored to 0", flag, err)
+	}
+}
+
 func TestStartStop(t *testing.T) {
 	o, err := New(Config{Cookie: testCookie})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Stop() // before Start: no-op
+	if err := o.Stop(context.Background()); err != nil { // before Start: nothing to do
+		t.Errorf("Stop before Start = %v", err)
+	}
 	o, _ = New(Config{Cookie: testCookie})
 	if err := o.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := o.Start(t.Context()); err == nil {
-		t.Error("second Start: want error")
+	if err := o.Start(t.Context()); !errors.Is(err, lifecycle.ErrStarted) {
+		t.Errorf("second Start = %v, want lifecycle.ErrStarted", err)
 	}
 	caps := o.Capabilities()
 	var flag int32
 	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptrOf(&flag), 0, 0, 0); err != nil || (flag == 1) != caps.Subreaper {
 		t.Errorf("subreaper flag %d (%v), capabilities %+v", flag, err, caps)
 	}
-	o.Stop()
-	o.Stop()
+	for range 2 {
+		if err := o.Stop(context.Background()); err != nil {
+			t.Errorf("Stop = %v", err)
+		}
+	}
 	if err := unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptrOf(&flag), 0, 0, 0); err != nil || flag != 0 {
 		t.Errorf("after Stop: subreaper flag %d (%v), want restored to 0", flag, err)
 	}
@@ -74,7 +111,7 @@ func TestReparentedOrphan(t *testing.T) {
 	cmd := startComponent(t, o, "sh", "-c", "sleep 30 & echo $!; exit 0")
 	_ = cmd
 	var orphan Process
-	waitFor(t, 5*time.Second, "sleep re-parented to the harness", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "sleep re-parented to the harness", func() bool {
 		p, ok := find(o.Alive(), func(p Process) bool { return p.Comm == "sleep" && p.PPID == os.Getpid() })
 		orphan = p
 		return ok && p.Reparented
@@ -95,7 +132,7 @@ func TestReparentedOrphan(t *testing.T) {
 	if err := syscall.Kill(orphan.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "orphan reaped by the harness", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "orphan reaped by the harness", func() bool {
 		p, ok := find(o.Processes(), func(p Process) bool { return p.Key == orphan.Key })
 		return ok && p.Exited && p.ReapedByHarness
 	})
@@ -111,16 +148,20 @@ func TestReparentedOrphan(t *testing.T) {
 func TestSetsidEscapeeByCookie(t *testing.T) {
 	o := newObserver(t, Config{})
 	// The outer sh has no cookie and is not declared: only the setsid'd grandchild carries it.
-	cmd := exec.Command("sh", "-c", "setsid env "+testCookie+" sh -c 'sleep 30 & exit 0' & wait; exit 0")
+	// sleep 37: no other test's sleep has that argument (tests of this package run in parallel
+	// and share the harness).
+	cmd := exec.Command("sh", "-c", "setsid env "+testCookie+" sh -c 'sleep 37 & exit 0' & wait; exit 0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
 	var esc Process
-	waitFor(t, 5*time.Second, "escapee attributed", func() bool {
-		p, ok := find(o.Alive(), func(p Process) bool { return p.Comm == "sleep" })
+	// A sample taken while the inner sh still lived shows sleep under it: wait for one taken
+	// after cmd.Run returned (by then the inner sh has exited and sleep is the harness's).
+	testkit.WaitFor(t, 5*time.Second, "escapee seen re-parented", func() bool {
+		p, ok := find(o.Alive(), func(p Process) bool { return p.Comm == "sleep" && strings.Join(p.Cmdline, " ") == "sleep 37" })
 		esc = p
-		return ok
+		return ok && p.PPID == os.Getpid()
 	})
 	t.Cleanup(func() { killOrphan(t, esc.Key) })
 	if esc.Attribution != ByCookie || !esc.Cookie {
@@ -145,7 +186,7 @@ func TestNoCookieNotAttributed(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	// A sibling with the cookie, as a witness that sampling happened after both existed.
 	w := startComponent(t, o, "sleep", "30")
-	waitFor(t, 5*time.Second, "witness seen", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "witness seen", func() bool {
 		_, ok := find(o.Alive(), func(p Process) bool { return p.PID == w.Process.Pid && p.Comm == "sleep" })
 		return ok
 	})
@@ -157,7 +198,7 @@ func TestNoCookieNotAttributed(t *testing.T) {
 	}
 	// Still not attributed after ReapGrace: a cookie-less child of the harness is a helper.
 	since := time.Now()
-	waitFor(t, 5*time.Second, "samples past ReapGrace", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "samples past ReapGrace", func() bool {
 		s := o.Timeline().Samples
 		return len(s) > 0 && s[len(s)-1].At.Sub(since) > 2*o.cfg.ReapGrace
 	})
@@ -175,7 +216,7 @@ func TestStuckHelperZombieReaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
-	waitFor(t, 5*time.Second, "stuck zombie reaped by the observer", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "stuck zombie reaped by the observer", func() bool {
 		for _, z := range o.Zombies() {
 			if z.PID == pid && z.ReapedByHarness && z.ParentIsHarness {
 				return true
@@ -194,7 +235,7 @@ func TestZombieMaker(t *testing.T) {
 	o := newObserver(t, Config{})
 	cmd := startComponent(t, o, "sh", "-c", "true & exec sleep 30")
 	var z Zombie
-	waitFor(t, 5*time.Second, "zombie recorded", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "zombie recorded", func() bool {
 		for _, zz := range o.Zombies() {
 			if zz.Parent.PID == cmd.Process.Pid && zz.Until.Sub(zz.Since) >= 200*time.Millisecond {
 				z = zz
@@ -221,7 +262,7 @@ func TestOwnNeverReaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Own(cmd.Process.Pid)
-	waitFor(t, 5*time.Second, "own child a zombie for longer than ReapGrace", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "own child a zombie for longer than ReapGrace", func() bool {
 		for _, z := range o.Zombies() {
 			if z.PID == cmd.Process.Pid && z.Until.Sub(z.Since) > 2*o.cfg.ReapGrace {
 				return true
@@ -238,7 +279,7 @@ func TestOwnNeverReaped(t *testing.T) {
 func TestMarkRecordsFDs(t *testing.T) {
 	o := newObserver(t, Config{})
 	cmd := startComponent(t, o, "sleep", "30")
-	waitFor(t, 5*time.Second, "component exec'ed", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "component exec'ed", func() bool {
 		p, ok := find(o.Alive(), func(p Process) bool { return p.PID == cmd.Process.Pid })
 		return ok && p.Comm == "sleep"
 	})
@@ -275,7 +316,7 @@ func TestCgroupAttribution(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-		waitFor(t, 5*time.Second, "cgroup removable", func() bool { return os.Remove(dir) == nil })
+		testkit.WaitFor(t, 5*time.Second, "cgroup removable", func() bool { return os.Remove(dir) == nil })
 	})
 	o := newObserver(t, Config{CgroupDir: dir})
 	if !o.Capabilities().Cgroup {
@@ -293,7 +334,7 @@ func TestCgroupAttribution(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	var p Process
-	waitFor(t, 5*time.Second, "attributed by cgroup", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "attributed by cgroup", func() bool {
 		var ok bool
 		p, ok = find(o.Alive(), func(p Process) bool { return p.PID == cmd.Process.Pid })
 		return ok && p.Cgroup != ""
@@ -328,8 +369,42 @@ func TestCookieAfterExecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(t, 5*time.Second, "attributed by cookie after exec", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "attributed by cookie after exec", func() bool {
 		p, ok := find(o.Alive(), func(p Process) bool { return p.PID == cmd.Process.Pid })
 		return ok && p.Attribution == ByCookie && p.Comm == "sleep"
 	})
+}
+
+// TestSampleGapRecorded: a stretch in which the process table was not read (here the sampling
+// loop held off for 600 ms, as a stalled machine does) is recorded as the longest gap, so the
+// orphan check can say what it could not have seen; after the stop phase began, gaps no longer
+// count.
+func TestSampleGapRecorded(t *testing.T) {
+	o := newObserver(t, Config{Interval: 20 * time.Millisecond})
+	samples := func() int { return len(o.Timeline().Samples) }
+	n := samples()
+	testkit.WaitFor(t, time.Minute, "two samples", func() bool { return samples() >= n+2 })
+	const hold = 600 * time.Millisecond
+	o.mu.Lock()
+	held := time.Now()
+	for time.Since(held) < hold { // the loop cannot sample while the lock is held
+		time.Sleep(10 * time.Millisecond)
+	}
+	o.mu.Unlock()
+	n = samples()
+	testkit.WaitFor(t, time.Minute, "a sample after the stall", func() bool { return samples() > n })
+	caps := o.Capabilities()
+	if caps.MaxSampleGap < hold || caps.MaxSampleGapAt.After(held) {
+		t.Fatalf("longest gap %v from %v, want at least %v from before %v", caps.MaxSampleGap, caps.MaxSampleGapAt, hold, held)
+	}
+	o.BeginStop()
+	o.mu.Lock()
+	time.Sleep(2 * hold) // a stall in the stop phase: not the run's blind spot
+	o.mu.Unlock()
+	if err := o.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Capabilities().MaxSampleGap; got >= 2*hold {
+		t.Fatalf("a gap in the stop phase counted: %v", got)
+	}
 }

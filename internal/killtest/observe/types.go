@@ -1,6 +1,8 @@
 package observe
 
 import (
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/proctab"
@@ -27,15 +29,21 @@ type Process struct {
 	Key
 	PPID      int   // last seen parent
 	PPIDChain []int // parent chain at first sight, nearest first, up to PID 1 or the harness
-	PGID      int
-	SID       int
-	Comm      string
-	Cmdline   []string // last observed (the fork→exec window can show the parent's argv: re-read at 1 Hz)
-	Cgroup    string   // cgroup v2 path at the last enrichment ("" when unknown)
-	State     byte     // last seen state letter (R, S, D, Z, T, t, ...)
+	// Ancestors is the same chain with each ancestor's identity and command as seen then.
+	Ancestors []Ancestor
+	// Parent is the parent at first sight, by identity. It is zero for the runner's own
+	// children (their parent is the harness) and for a process first seen already orphaned.
+	Parent  Key
+	PGID    int
+	SID     int
+	Comm    string
+	Cmdline []string // last observed (the fork→exec window can show the parent's argv: re-read at 1 Hz)
+	Cgroup  string   // cgroup v2 path at the last enrichment ("" when unknown)
+	State   byte     // last seen state letter (R, S, D, Z, T, t, ...)
 	// StateSince is when the process was first seen in its current State.
 	StateSince time.Time
-	Wchan      string // at the last enrichment: periodic ones read it only in states D, T and t, Refresh and Mark always
+	Wchan      string    // at the last enrichment that read it in the current State: periodic ones read it only in states D, T and t, Refresh and Mark always
+	wchanSince time.Time // StateSince when Wchan was read
 
 	Attribution Attribution
 	Cookie      bool // its environment carries the run cookie (whatever the attribution)
@@ -56,12 +64,71 @@ type Process struct {
 	DiedAt time.Time
 	// ReapedByHarness is set when the observer reaped it (a re-parented orphan that exited).
 	ReapedByHarness bool
+	// Status is how it ended, when the harness reaped it (nil otherwise: its parent reaped it).
+	Status *ExitStatus
+
+	// AliveAt is the latest instant the process is known to have been alive (a sample that saw it
+	// running, or a poll of its pidfd): it died after AliveAt. DeadBy is the earliest instant it is
+	// known to have exited (its pidfd became readable, or a sample saw it a zombie or gone); zero
+	// while it is not known to have exited. Both are bounds, never estimates.
+	AliveAt time.Time
+	DeadBy  time.Time
+	// Orphaned is set when its parent (Parent) died while it was alive, or may have been: see
+	// Orphaning for how long it is known to have run without its parent.
+	Orphaned *Orphaning
 
 	FDs     []proctab.FD // at the last enrichment, nil before the first
 	RSSAnon int64        // bytes, at the last enrichment (VmRSS when RssAnon is absent)
 
 	cmdComm string // Comm when Cmdline was last read
 	fdErr   string // why the last fd read failed, "" if it did not
+	life    *life  // exit watch: AliveAt and DeadBy
+}
+
+// Ancestor is one process of a parent chain, as seen when the chain was recorded.
+type Ancestor struct {
+	Key
+	Comm    string
+	Cmdline []string // empty when it could not be read
+}
+
+// Command is the ancestor's command line, or its [comm] when unknown.
+func (a Ancestor) Command() string { return command(a.Cmdline, a.Comm) }
+
+// ExitStatus is how a process ended: an exit code, or death by a signal.
+type ExitStatus struct {
+	Code   int            // exit code when Signal is 0
+	Signal syscall.Signal // non-zero: killed by this signal
+}
+
+// Orphaning is the death of a process's parent while the process was alive. The parent died in
+// [ParentAliveAt, ParentDeadBy]; the process was alive at Process.AliveAt and had exited by
+// Process.DeadBy. So it ran without its parent for at least AliveAt − ParentDeadBy and at most
+// DeadBy (or now) − ParentAliveAt: see Process.WithoutParent.
+type Orphaning struct {
+	Parent        Key
+	ParentCommand string    // as seen when the parent was first seen
+	ParentAliveAt time.Time // the parent was alive then: it died later
+	ParentDeadBy  time.Time // the parent had exited by then
+	// AtFirstSight is set when the process was first seen already re-parented (born and
+	// orphaned between two samples): ParentAliveAt is then the process's own start.
+	AtFirstSight bool
+	// NewPPID is the parent it was re-parented to, when seen (0 before a sample saw it).
+	NewPPID int
+}
+
+// WithoutParent returns bounds of how long p ran after its parent died: at least lo (which may
+// be negative: not known to have outlived it at all) and at most hi (for a process still alive,
+// up to now). It returns zeros when p was not orphaned.
+func (p Process) WithoutParent(now time.Time) (lo, hi time.Duration) {
+	if p.Orphaned == nil {
+		return 0, 0
+	}
+	end := p.DeadBy
+	if end.IsZero() {
+		end = now
+	}
+	return p.AliveAt.Sub(p.Orphaned.ParentDeadBy), end.Sub(p.Orphaned.ParentAliveAt)
 }
 
 // Zombie is one stretch of time a process spent in state Z, not reaped by its parent.
@@ -131,8 +198,34 @@ type Capabilities struct {
 	SubreaperError string // why not, when it is not
 	Cgroup         bool   // Config.CgroupDir was given and is a cgroup v2 directory
 	CgroupError    string
-	// EnvironDenied counts processes started after Start whose environment could not be read
-	// for lack of permission (they may carry the cookie unseen); EnvironDeniedExample names one.
+	// Pidfd is true when exits are watched through pidfds (precise exit times); otherwise the
+	// observer knows exits from its samples only (PidfdError says why).
+	Pidfd      bool
+	PidfdError string
+	// EnvironDenied counts processes that could be the system's (started after Start, not kernel
+	// threads, and — when the harness is a subreaper — in the harness's tree or the run cgroup)
+	// whose environment could not be read for lack of permission: they may carry the cookie
+	// unseen. EnvironDeniedExample names one.
 	EnvironDenied        int
 	EnvironDeniedExample string
+	// EnvironIgnored counts processes whose environment could not be read but that cannot be the
+	// system's: the harness is a subreaper, so every process the system starts stays in the
+	// harness's tree, and these were outside it (and outside the run cgroup).
+	// EnvironIgnoredExample names one.
+	EnvironIgnored        int
+	EnvironIgnoredExample string
+	// MaxSampleGap is the longest stretch, before the stop phase, in which the process table was
+	// not read (sampling delayed by a busy machine), and MaxSampleGapAt when it began: a
+	// process born and gone inside it was never seen.
+	MaxSampleGap   time.Duration
+	MaxSampleGapAt time.Time
+}
+
+// command joins a command line, or shows [comm] when there is none (kernel threads, zombies,
+// unreadable).
+func command(args []string, comm string) string {
+	if len(args) == 0 {
+		return "[" + comm + "]"
+	}
+	return strings.Join(args, " ")
 }

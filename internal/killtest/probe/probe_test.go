@@ -13,10 +13,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
+
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // needService skips when addr is unreachable, but fails under CI where the service must run.
 func needService(t *testing.T, addr string) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // JUnit XML in the shape CI systems read (Jenkins, GitLab, GitHub actions): one testsuite per
@@ -53,13 +54,13 @@ type junitProblem struct {
 
 // JUnit writes the suite as JUnit XML.
 func JUnit(w io.Writer, s Suite) error {
-	root := junitSuites{Name: "killtest", Time: s.Finished.Sub(s.Started).Seconds()}
+	root := junitSuites{Name: "killtest", Time: seconds(s.Finished.Sub(s.Started))}
 	for _, sc := range s.Scenarios {
 		name := sc.Name
 		if sc.Run > 1 {
 			name = fmt.Sprintf("%s#%d", sc.Name, sc.Run)
 		}
-		js := junitSuite{Name: name, Time: sc.Duration.Seconds(), Timestamp: sc.Started.UTC().Format("2006-01-02T15:04:05"),
+		js := junitSuite{Name: name, Time: seconds(sc.Duration), Timestamp: sc.Started.UTC().Format("2006-01-02T15:04:05"),
 			Props: []junitProp{{"seed", fmt.Sprint(sc.Seed)}, {"reproduce", sc.Reproduce}, {"file", sc.File}}}
 		checks := sc.Checks
 		if sc.HarnessError != "" || sc.CleanupError != "" {
@@ -69,7 +70,7 @@ func JUnit(w io.Writer, s Suite) error {
 			jc := junitCase{Name: c.Name, Classname: "killtest." + sc.Name}
 			var body strings.Builder
 			for _, e := range c.Evidence {
-				body.WriteString(evidenceLine(e) + "\n")
+				body.WriteString(evidenceLine(e, clockOf(sc)) + "\n")
 			}
 			for _, d := range c.Details {
 				body.WriteString(d + "\n")
@@ -103,3 +104,6 @@ func JUnit(w io.Writer, s Suite) error {
 	_, err := io.WriteString(w, "\n")
 	return err
 }
+
+// seconds is a JUnit time attribute: seconds, to the millisecond.
+func seconds(d time.Duration) float64 { return d.Round(time.Millisecond).Seconds() }

@@ -34,7 +34,21 @@ func Markdown(w io.Writer, s Suite) error {
 	return b.Flush()
 }
 
+// writeScenario writes one scenario run's section: its header, the checks table, the evidence of
+// the checks that did not pass, the timeline, the fault trees and the resource sparklines.
 func writeScenario(b *bufio.Writer, sc Scenario) {
+	writeScenarioHeader(b, sc)
+	writeChecks(b, sc)
+	writeTimeline(b, sc.Events)
+	for _, t := range sc.Trees {
+		fmt.Fprintf(b, "\n### Process tree at fault %s\n\n```\n%s```\n", t.title(), textTree(t))
+	}
+	writeResources(b, sc.Chart)
+}
+
+// writeScenarioHeader writes the title, the description, the run's facts and notes, and what the
+// harness could not do.
+func writeScenarioHeader(b *bufio.Writer, sc Scenario) {
 	fmt.Fprintf(b, "\n## %s (run %d): %s\n\n", sc.Name, sc.Run, verdictWord(sc.Verdict))
 	if sc.Description != "" {
 		fmt.Fprintf(b, "%s\n\n", strings.TrimSpace(sc.Description))
@@ -55,6 +69,11 @@ func writeScenario(b *bufio.Writer, sc Scenario) {
 	if sc.CleanupError != "" {
 		fmt.Fprintf(b, "\n**The harness could not clean up (exit 2):** %s\n", sc.CleanupError)
 	}
+}
+
+// writeChecks writes the checks table, then a section per check that did not pass and has
+// something to show.
+func writeChecks(b *bufio.Writer, sc Scenario) {
 	if len(sc.Checks) > 0 {
 		fmt.Fprintf(b, "\n| check | verdict | summary |\n| --- | --- | --- |\n")
 		for _, c := range sc.Checks {
@@ -65,46 +84,62 @@ func writeScenario(b *bufio.Writer, sc Scenario) {
 		if c.Verdict == Pass || (len(c.Evidence) == 0 && len(c.Details) == 0 && len(c.Series) == 0) {
 			continue
 		}
-		fmt.Fprintf(b, "\n### %s: %s\n\n%s\n\n", c.Name, verdictWord(c.Verdict), c.Summary)
-		n := 0
-		for _, e := range c.Evidence {
-			if n == maxEvidence {
-				fmt.Fprintf(b, "- … %d more in the JSON report\n", len(c.Evidence)+len(c.Details)-n)
-				break
-			}
-			fmt.Fprintf(b, "- %s\n", evidenceLine(e))
-			n++
-		}
-		for _, d := range c.Details {
-			if n >= maxEvidence {
-				break
-			}
-			fmt.Fprintf(b, "- %s\n", d)
-			n++
-		}
-		for _, se := range c.Series {
-			fmt.Fprintf(b, "- %s (%s): `%s` %v\n", se.Name, se.Unit, Sparkline(se.Values, 60), se.Values)
-		}
+		writeCheckEvidence(b, c, clockOf(sc))
 	}
-	if len(sc.Events) > 0 {
-		fmt.Fprintf(b, "\n### Timeline\n\n| t | event | what | detail |\n| --- | --- | --- | --- |\n")
-		for _, e := range sc.Events {
-			d := e.Detail
-			if len(e.PIDs) > 0 {
-				d = strings.TrimSpace(fmt.Sprintf("%s pids %v", d, e.PIDs))
-			}
-			fmt.Fprintf(b, "| %s | %s | %s | %s |\n", fmtDur(e.At), e.Kind, e.Name, strings.ReplaceAll(d, "|", "\\|"))
+}
+
+// writeCheckEvidence writes one check's evidence and details (maxEvidence lines at most) and its
+// series as sparklines.
+func writeCheckEvidence(b *bufio.Writer, c Check, clock clock) {
+	fmt.Fprintf(b, "\n### %s: %s\n\n%s\n\n", c.Name, verdictWord(c.Verdict), c.Summary)
+	n := 0
+	for _, e := range c.Evidence {
+		if n == maxEvidence {
+			fmt.Fprintf(b, "- … %d more in the JSON report\n", len(c.Evidence)+len(c.Details)-n)
+			break
 		}
+		fmt.Fprintf(b, "- %s\n", evidenceLine(e, clock))
+		n++
 	}
-	if len(sc.Chart.T) > 0 {
-		lo, hi := minMax(sc.Chart.Procs)
-		fmt.Fprintf(b, "\n### Resources\n\n```\nprocesses %s  %.0f..%.0f\n", Sparkline(sc.Chart.Procs, 60), lo, hi)
-		if len(sc.Chart.UT) > 0 {
-			lo, hi = minMax(sc.Chart.RSS)
-			fmt.Fprintf(b, "rss       %s  %s..%s\n", Sparkline(sc.Chart.RSS, 60), fmtBytes(lo), fmtBytes(hi))
-			lo, hi = minMax(sc.Chart.FDs)
-			fmt.Fprintf(b, "fds       %s  %.0f..%.0f\n", Sparkline(sc.Chart.FDs, 60), lo, hi)
+	for _, d := range c.Details {
+		if n >= maxEvidence {
+			break
 		}
-		fmt.Fprintf(b, "```\n")
+		fmt.Fprintf(b, "- %s\n", d)
+		n++
 	}
+	for _, se := range c.Series {
+		fmt.Fprintf(b, "- %s (%s): `%s` %v\n", se.Name, se.Unit, Sparkline(se.Values, 60), se.Values)
+	}
+}
+
+// writeTimeline writes the run's events as a table.
+func writeTimeline(b *bufio.Writer, events []Event) {
+	if len(events) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n### Timeline\n\n| t | event | what | detail |\n| --- | --- | --- | --- |\n")
+	for _, e := range events {
+		d := e.Detail
+		if len(e.PIDs) > 0 {
+			d = strings.TrimSpace(fmt.Sprintf("%s pids %v", d, e.PIDs))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", fmtDur(e.At), e.Kind, e.Name, strings.ReplaceAll(d, "|", "\\|"))
+	}
+}
+
+// writeResources writes the process count, RSS and fd sparklines.
+func writeResources(b *bufio.Writer, ch Chart) {
+	if len(ch.T) == 0 {
+		return
+	}
+	lo, hi := minMax(ch.Procs)
+	fmt.Fprintf(b, "\n### Resources\n\n```\nprocesses %s  %.0f..%.0f\n", Sparkline(ch.Procs, 60), lo, hi)
+	if len(ch.UT) > 0 {
+		lo, hi = minMax(ch.RSS)
+		fmt.Fprintf(b, "rss       %s  %s..%s\n", Sparkline(ch.RSS, 60), fmtBytes(lo), fmtBytes(hi))
+		lo, hi = minMax(ch.FDs)
+		fmt.Fprintf(b, "fds       %s  %.0f..%.0f\n", Sparkline(ch.FDs, 60), lo, hi)
+	}
+	fmt.Fprintf(b, "```\n")
 }

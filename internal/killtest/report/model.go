@@ -44,13 +44,18 @@ type Scenario struct {
 	// CleanupError is set when the harness could not remove everything it started (exit 2).
 	CleanupError string `json:"cleanup_error,omitempty"`
 	// Notes are facts about the environment (cgroup, subreaper) that qualify the verdicts.
-	Notes   []string `json:"notes,omitempty"`
-	Checks  []Check  `json:"checks"`
-	Events  []Event  `json:"events"`
-	Chart   Chart    `json:"chart"`
-	LogsDir string   `json:"logs_dir,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
+	Checks []Check  `json:"checks"`
+	Events []Event  `json:"events"`
+	// Trees are the process trees at the moments faults fired.
+	Trees   []Tree `json:"fault_trees,omitempty"`
+	Chart   Chart  `json:"chart"`
+	LogsDir string `json:"logs_dir,omitempty"`
 	// Samples is the CSV file of per-process fd and memory samples, when written.
 	Samples string `json:"samples,omitempty"`
+	// BootTime is when the machine booted, to turn process start times (clock ticks since boot,
+	// Evidence.StartTime) into times of the run. Zero when unknown.
+	BootTime time.Time `json:"boot_time,omitzero"`
 }
 
 // Check is one check's verdict in a scenario.
@@ -83,10 +88,11 @@ type Chart struct {
 	FDs   []float64 `json:"fds"`
 }
 
-// Verdict of a scenario from its checks: unknown on a harness error, else fail if any check
-// failed, else unknown if any check could not judge, else pass.
+// Verdict of a scenario from its checks: unknown on a harness error or when no check ran
+// (nothing was judged: never a pass), else fail if any check failed, else unknown if any check
+// could not judge, else pass.
 func ScenarioVerdict(harnessErr string, checks []Check) detect.Verdict {
-	if harnessErr != "" {
+	if harnessErr != "" || len(checks) == 0 {
 		return Unknown
 	}
 	v := Pass
@@ -101,9 +107,12 @@ func ScenarioVerdict(harnessErr string, checks []Check) detect.Verdict {
 	return v
 }
 
-// Verdict of the suite: fail if any scenario failed, else unknown if any could not be judged,
-// else pass.
+// Verdict of the suite: fail if any scenario failed, else unknown if any could not be judged or
+// none ran, else pass.
 func (s Suite) Verdict() detect.Verdict {
+	if len(s.Scenarios) == 0 {
+		return Unknown
+	}
 	v := Pass
 	for _, sc := range s.Scenarios {
 		switch sc.Verdict {

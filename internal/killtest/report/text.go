@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/proxyline/proxyline/internal/killtest/detect"
+	"github.com/proxyline/proxyline/internal/killtest/human"
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
 // Sparkline draws values with ▁▂▃▄▅▆▇█, resampled to at most width points (by maximum per bucket,
@@ -56,21 +58,10 @@ func verdictWord(v detect.Verdict) string {
 	return "UNKNOWN"
 }
 
-func fmtDur(d time.Duration) string {
-	return d.Round(time.Millisecond).String()
-}
+// fmtDur is the one way durations are written in the reports.
+func fmtDur(d time.Duration) string { return human.Duration(d) }
 
-func fmtBytes(b float64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", b/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", b/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", b/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B", b)
-}
+func fmtBytes(b float64) string { return human.Bytes(b) }
 
 func minMax(vs []float64) (float64, float64) {
 	if len(vs) == 0 {
@@ -83,10 +74,53 @@ func minMax(vs []float64) (float64, float64) {
 	return lo, hi
 }
 
-func evidenceLine(e detect.Evidence) string {
+// clock turns process start times (clock ticks since boot) into times of the run.
+type clock struct {
+	boot  time.Time // zero: unknown
+	start time.Time // the scenario's start
+}
+
+func clockOf(sc Scenario) clock { return clock{boot: sc.BootTime, start: sc.Started} }
+
+// started describes a process start time: "started at +1.2 s" (into the run), or "started
+// 3.4 s before the run", or the raw clock ticks when the boot time is unknown.
+func (c clock) started(ticks uint64) string {
+	if c.boot.IsZero() || c.start.IsZero() {
+		return fmt.Sprintf("start %d ticks", ticks)
+	}
+	at := c.boot.Add(proctab.TicksToDuration(ticks)).Sub(c.start)
+	if at < 0 {
+		return "started " + fmtDur(-at) + " before the run"
+	}
+	return "started at +" + fmtDur(at)
+}
+
+// chainText writes a parent chain, nearest first: with each ancestor's command when known.
+func chainText(e detect.Evidence) string {
+	if len(e.Chain) > 0 {
+		parts := make([]string, len(e.Chain))
+		for i, a := range e.Chain {
+			parts[i] = fmt.Sprint(a.PID)
+			if a.Command != "" {
+				parts[i] += " `" + clipText(strings.ReplaceAll(a.Command, "`", "'"), 80) + "`"
+			}
+		}
+		return "parents " + strings.Join(parts, " → ")
+	}
+	ch := make([]string, len(e.PPIDChain))
+	for i, p := range e.PPIDChain {
+		ch[i] = fmt.Sprint(p)
+	}
+	return "ppid chain " + strings.Join(ch, "→")
+}
+
+func evidenceLine(e detect.Evidence, c clock) string {
 	var parts []string
-	if e.PID != 0 {
-		parts = append(parts, fmt.Sprintf("pid %d (start %d)", e.PID, e.StartTime))
+	switch {
+	case e.PID != 0 && e.StartTime != 0:
+		parts = append(parts, fmt.Sprintf("pid %d (%s)", e.PID, c.started(e.StartTime)))
+	case e.PID != 0:
+		parts = append(parts, fmt.Sprintf("pid %d", e.PID))
 	}
 	if e.Class != "" {
 		parts = append(parts, e.Class)
@@ -97,12 +131,8 @@ func evidenceLine(e detect.Evidence) string {
 	if e.Age > 0 {
 		parts = append(parts, "age "+fmtDur(e.Age))
 	}
-	if len(e.PPIDChain) > 0 {
-		ch := make([]string, len(e.PPIDChain))
-		for i, p := range e.PPIDChain {
-			ch[i] = fmt.Sprint(p)
-		}
-		parts = append(parts, "ppid chain "+strings.Join(ch, "→"))
+	if len(e.Chain) > 0 || len(e.PPIDChain) > 0 {
+		parts = append(parts, chainText(e))
 	}
 	if e.PGID != 0 {
 		parts = append(parts, fmt.Sprintf("pgid %d sid %d", e.PGID, e.SID))

@@ -1,13 +1,14 @@
 package run
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
 // runCgroup is a cgroup v2 directory holding every process of one run.
@@ -16,18 +17,15 @@ type runCgroup struct {
 	fd  *os.File // open directory, for SysProcAttr.CgroupFD
 }
 
-// newRunCgroup creates <cgroup2 mount>/<the harness's cgroup>/killtest-<id>. It fails when there
-// is no cgroup2 mount or it is not writable; the caller then runs without one.
+// newRunCgroup creates killtest-<id> in the harness's own cgroup (proctab.OwnCgroupDir, which
+// honours the cgroup2 mount's root). It fails when there is no cgroup v2 or it is not writable;
+// the caller then runs without one.
 func newRunCgroup(id string) (*runCgroup, error) {
-	mount, err := cgroup2Mount()
+	own, err := proctab.OwnCgroupDir()
 	if err != nil {
 		return nil, err
 	}
-	self, err := selfCgroup()
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(mount, self, "killtest-"+id)
+	dir := filepath.Join(own, "killtest-"+id)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run cgroup %s: %w", dir, err)
 	}
@@ -37,40 +35,6 @@ func newRunCgroup(id string) (*runCgroup, error) {
 		return nil, fmt.Errorf("open run cgroup %s: %w", dir, err)
 	}
 	return &runCgroup{dir: dir, fd: fd}, nil
-}
-
-func cgroup2Mount() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", fmt.Errorf("read mountinfo: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options ... - fstype source superoptions
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		if !ok {
-			continue
-		}
-		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) >= 5 && len(qf) >= 1 && qf[0] == "cgroup2" && strings.HasPrefix(pre, pf[0]) {
-			return pf[4], nil
-		}
-	}
-	return "", errors.New("no cgroup2 mount")
-}
-
-func selfCgroup() (string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return "", fmt.Errorf("read /proc/self/cgroup: %w", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return p, nil
-		}
-	}
-	return "", errors.New("no cgroup v2 entry in /proc/self/cgroup")
 }
 
 // kill writes cgroup.kill (kernel ≥ 5.14): SIGKILL to every process in the cgroup and below.

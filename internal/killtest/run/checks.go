@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/killtest/detect"
@@ -23,42 +24,65 @@ func fromDetect(r detect.Result) report.Check {
 // judge runs every enabled check after the components were stopped. Order matters: orphans
 // first (it polls up to its grace while leftovers may still exit), then the others.
 func (r *runner) judge(ctx context.Context) []report.Check {
-	sc := r.sc
-	ex := sc.Expect
-	on := func(t *scenario.Toggle) bool { return t == nil || t.Enabled }
+	out := r.processChecks(ctx)
+	if r.res.aborted {
+		return out
+	}
+	out = append(out, r.trendChecks()...)
+	out = append(out, r.runChecks()...)
+	out = append(out, r.probeChecks(ctx, "after")...)
+	if h := r.sc.Expect.History; h != nil {
+		out = append(out, r.historyCheck(ctx, h))
+	}
+	return out
+}
+
+// enabled is a check toggle that is on unless the scenario turned it off.
+func enabled(t *scenario.Toggle) bool { return t == nil || t.Enabled }
+
+// processChecks are the checks of what the system's processes left behind: orphans, zombies,
+// stopped processes, ports, exits and files. They are judged even when the workload never ran.
+func (r *runner) processChecks(ctx context.Context) []report.Check {
+	ex := r.sc.Expect
+	obs := r.live.obs
 	var out []report.Check
 	if ex.Orphans == nil || ex.Orphans.Enabled {
-		grace := scenario.DefaultOrphanGrace
-		if ex.Orphans != nil {
-			grace = ex.Orphans.Grace.Or(grace)
-		}
-		out = append(out, fromDetect(detect.Orphans(ctx, r.obs, detect.OrphanOptions{Grace: grace})))
+		out = append(out, fromDetect(detect.Orphans(ctx, obs, r.orphanOptions())))
 	}
-	if on(ex.Zombies) {
-		out = append(out, fromDetect(detect.Zombies(r.obs, detect.ZombieOptions{})))
+	if enabled(ex.Zombies) {
+		out = append(out, fromDetect(detect.Zombies(obs, detect.ZombieOptions{})))
 	}
-	if on(ex.Stopped) {
-		out = append(out, fromDetect(detect.Stopped(ctx, r.obs, detect.StoppedOptions{KilledAt: r.lastKill()})))
+	if enabled(ex.Stopped) {
+		out = append(out, fromDetect(detect.Stopped(ctx, obs, detect.StoppedOptions{KilledAt: r.live.lastKill()})))
 	}
 	if ex.Ports == nil || ex.Ports.Enabled {
 		var ports []int
 		if ex.Ports != nil {
 			ports = ex.Ports.Ports
 		}
-		out = append(out, fromDetect(detect.Ports(r.obs, detect.PortOptions{Ports: ports})))
+		out = append(out, fromDetect(detect.Ports(obs, detect.PortOptions{Ports: ports})))
 	}
-	if on(ex.Exit) && len(r.comps) > 0 {
+	if enabled(ex.Exit) && len(r.live.comps) > 0 {
 		out = append(out, r.exitCheck())
 	}
-	if r.aborted {
-		return out
+	if c := r.filesCheck(); c != nil {
+		out = append(out, *c) // after the orphans' grace: what exiting processes clean up is gone
 	}
+	return out
+}
+
+// trendChecks are the fd and memory growth checks and the inherited-fds check, on by default
+// for scenarios with cycles.
+func (r *runner) trendChecks() []report.Check {
+	sc, obs := r.sc, r.live.obs
+	ex := sc.Expect
+	var out []report.Check
 	if f := ex.FDGrowth; (f == nil && sc.Cycles()) || (f != nil && f.Enabled) {
 		opts := detect.FDOptions{}
 		if f != nil {
 			opts = detect.FDOptions{Warmup: f.Warmup, MinCycles: f.MinCycles, MinSlope: f.Slope, MinDelta: f.MinGrowth}
 		}
-		out = append(out, fromDetect(detect.FDGrowth(r.obs, opts)))
+		out = append(out, fromDetect(detect.FDGrowth(obs, opts)))
 	}
 	if m := ex.MemoryGrowth; (m == nil && sc.Cycles()) || (m != nil && m.Enabled) {
 		opts := detect.MemoryOptions{}
@@ -66,32 +90,80 @@ func (r *runner) judge(ctx context.Context) []report.Check {
 			opts = detect.MemoryOptions{Warmup: m.Warmup, MinCycles: m.MinCycles, SlopeKiB: m.SlopeKiB,
 				MinGrowthFraction: m.MinGrowthPct / 100, MinGrowthBytes: int64(m.MinGrowthMiB * (1 << 20))}
 		}
-		out = append(out, fromDetect(detect.MemoryGrowth(r.obs, opts)))
+		out = append(out, fromDetect(detect.MemoryGrowth(obs, opts)))
 	}
 	if ic := ex.InheritedFDs; ic != nil && ic.Enabled {
-		out = append(out, fromDetect(detect.InheritedFDs(r.obs, detect.InheritOptions{Commands: ic.Commands})))
-	}
-	if len(sc.Workload.Steps) > 0 {
-		out = append(out, listCheck("workload", r.stepErrs, "every workload step exited as expected", "workload step(s) failed"))
-	}
-	if len(sc.Wait) > 0 {
-		out = append(out, listCheck("wait", r.waitErrs, "every wait condition held in time", "wait condition(s) not met"))
-	}
-	if len(sc.Faults) > 0 {
-		out = append(out, r.faultCheck())
-	}
-	out = append(out, r.probeChecks(ctx, "after")...)
-	if ex.History != nil {
-		out = append(out, r.historyCheck(ctx, ex.History))
+		out = append(out, fromDetect(detect.InheritedFDs(obs, detect.InheritOptions{Commands: ic.Commands})))
 	}
 	return out
 }
 
-func listCheck(name string, problems []string, ok, bad string) report.Check {
+// runChecks judge what the run itself recorded: workload steps, wait conditions and faults.
+func (r *runner) runChecks() []report.Check {
+	var out []report.Check
+	r.res.mu.Lock()
+	stepErrs, waitErrs, blind := r.res.stepErrs, r.res.waitErrs, r.res.waitBlind
+	r.res.mu.Unlock()
+	if len(r.sc.Workload.Steps) > 0 {
+		out = append(out, listCheck("workload", stepErrs, "every workload step exited as expected", "workload step(s) failed"))
+	}
+	if len(r.sc.Wait) > 0 {
+		c := listCheck("wait", waitErrs, "every wait condition held in time", "wait condition(s) not met")
+		if blind > 0 && blind == len(waitErrs) {
+			// Every unmet condition is one the harness could not measure: not the system's
+			// failure as far as anyone can tell.
+			c.Verdict = report.Unknown
+			c.Summary = fmt.Sprintf("%d wait condition(s) could not be judged: their probe never gave a value", blind)
+		}
+		out = append(out, c)
+	}
+	if len(r.sc.Faults) > 0 {
+		out = append(out, r.faultCheck())
+	}
+	return out
+}
+
+// orphanOptions gives the orphan detector the grace, the allowed daemons and what the harness
+// did: start-up windows, signals sent, component exits (for "what ended it").
+func (r *runner) orphanOptions() detect.OrphanOptions {
+	oc := r.sc.Expect.Orphans
+	opts := detect.OrphanOptions{Grace: scenario.DefaultOrphanGrace, Origin: r.start}
+	if oc != nil {
+		opts.Grace = oc.Grace.Or(opts.Grace)
+		for _, a := range oc.Allow {
+			opts.Allow = append(opts.Allow, regexp.MustCompile(a)) // validated
+		}
+	}
+	r.live.mu.Lock()
+	opts.Startups = slices.Clone(r.live.startups)
+	opts.Signals = slices.Clone(r.live.signals)
+	r.live.mu.Unlock()
+	for _, spec := range r.sc.Components {
+		c := r.live.comps[spec.Name]
+		if c == nil {
+			continue
+		}
+		for _, p := range c.all() {
+			if _, at, ok := p.status(); ok {
+				p.mu.Lock()
+				var stopAt time.Time
+				if p.stopReason != "" {
+					stopAt = p.signaledAt
+				}
+				p.mu.Unlock()
+				opts.Exits = append(opts.Exits, detect.ComponentExit{Component: spec.Name, Key: p.key(), StopAt: stopAt, At: at, Why: p.endReason()})
+			}
+		}
+	}
+	return opts
+}
+
+// listCheck passes when there is no problem, and fails listing them otherwise.
+func listCheck(name string, problems []error, ok, bad string) report.Check {
 	if len(problems) == 0 {
 		return report.Check{Name: name, Verdict: report.Pass, Summary: ok}
 	}
-	return report.Check{Name: name, Verdict: report.Fail, Summary: fmt.Sprintf("%d %s", len(problems), bad), Details: problems}
+	return report.Check{Name: name, Verdict: report.Fail, Summary: fmt.Sprintf("%d %s", len(problems), bad), Details: errorTexts(problems)}
 }
 
 // faultCheck is unknown when a required fault never fired as often as asked: the scenario did
@@ -99,12 +171,15 @@ func listCheck(name string, problems []string, ok, bad string) report.Check {
 func (r *runner) faultCheck() report.Check {
 	c := report.Check{Name: "faults", Verdict: report.Pass}
 	fired, want := 0, 0
-	sort.Slice(r.faults, func(i, j int) bool { return r.faults[i].name < r.faults[j].name })
-	for _, f := range r.faults {
+	r.res.mu.Lock()
+	faults := slices.Clone(r.res.faults)
+	r.res.mu.Unlock()
+	sort.Slice(faults, func(i, j int) bool { return faults[i].name < faults[j].name })
+	for _, f := range faults {
 		fired += f.fired
 		want += f.want
 		if f.fired < f.want {
-			line := fmt.Sprintf("%s fired %d of %d times: %s", f.name, f.fired, f.want, strings.Join(f.problems, "; "))
+			line := fmt.Sprintf("%s fired %d of %d times: %s", f.name, f.fired, f.want, errorText(f.problems, "; "))
 			c.Details = append(c.Details, line)
 			if f.required {
 				c.Verdict = report.Unknown
@@ -118,73 +193,19 @@ func (r *runner) faultCheck() report.Check {
 	return c
 }
 
-// lastKill is when the runner last sent SIGKILL (stop escalation, restart or a fault), for the
-// stopped detector's D-state grace.
-func (r *runner) lastKill() time.Time {
-	var t time.Time
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range r.procs {
-		p.mu.Lock()
-		if (p.signaled == syscall.SIGKILL || p.late > 0) && p.signaledAt.After(t) {
-			t = p.signaledAt
-		}
-		p.mu.Unlock()
-	}
-	return t
-}
-
 // exitCheck judges how every component instance ended: stopped by the runner (scenario end,
 // restart) or by a non-KILL fault signal, it must exit within the stop deadline with an accepted
-// status; ended on its own, with an accepted status. Instances killed by a SIGKILL fault are not
-// judged (nothing graceful is possible).
+// status; ended on its own, with an accepted status. Kills by a fault are never the system's
+// failure: an instance whose main process a fault SIGKILLed (whatever the target form selected
+// it: component, tree, match, random) is not judged, nor one that ended on its own with 128+N
+// (or of signal N) after a fault sent signal N to one of its descendants.
 func (r *runner) exitCheck() report.Check {
 	var exits []detect.Exit
 	var skipped []string
 	for _, spec := range r.sc.Components {
-		c := r.comps[spec.Name]
-		if c == nil {
-			continue
-		}
-		want, _ := scenario.ParseExits(spec.Stop.Exit)
-		var codes []int
-		for _, w := range want {
-			if w.Signal != 0 {
-				codes = append(codes, 128+int(w.Signal))
-			} else {
-				codes = append(codes, w.Code)
-			}
-		}
-		deadline := spec.Stop.Deadline.Or(scenario.DefaultStopDeadline)
-		c.mu.Lock()
-		insts := append([]*proc(nil), c.instances...)
-		c.mu.Unlock()
-		for i, p := range insts {
-			st, at, ok := p.status()
-			if !ok {
-				continue
-			}
-			p.mu.Lock()
-			sig, sigAt, faultKill, late := p.signaled, p.signaledAt, p.faultKill, p.late
-			p.mu.Unlock()
-			name := fmt.Sprintf("%s#%d", spec.Name, i+1)
-			if faultKill {
-				skipped = append(skipped, fmt.Sprintf("%s (pid %d) was SIGKILLed by a fault: not judged", name, p.pid))
-				continue
-			}
-			e := detect.Exit{Component: name, PID: p.pid, ExpectedCodes: codes, Escalated: late > 0}
-			if st.Signal != 0 {
-				e.Code = 128 + int(st.Signal)
-				e.Signal = scenario.SignalName(st.Signal)
-			} else {
-				e.Code = st.Code
-			}
-			if !sigAt.IsZero() && sig != 0 {
-				e.Elapsed = at.Sub(sigAt)
-				e.Deadline = deadline
-			}
-			exits = append(exits, e)
-		}
+		e, s := componentExits(spec, r.live.comps[spec.Name])
+		exits = append(exits, e...)
+		skipped = append(skipped, s...)
 	}
 	if len(exits) == 0 {
 		return report.Check{Name: "graceful-exit", Verdict: report.Pass, Summary: "no component exit to judge (all were killed by faults)", Details: skipped}
@@ -192,6 +213,69 @@ func (r *runner) exitCheck() report.Check {
 	c := fromDetect(detect.GracefulExit(exits))
 	c.Details = append(c.Details, skipped...)
 	return c
+}
+
+// componentExits returns the exits of a component's instances to judge, and why the others are
+// not judged.
+func componentExits(spec scenario.Component, c *component) (exits []detect.Exit, skipped []string) {
+	want, _ := scenario.ParseExits(spec.Stop.Exit)
+	var codes []int
+	for _, w := range want {
+		if w.Signal != 0 {
+			codes = append(codes, 128+int(w.Signal))
+		} else {
+			codes = append(codes, w.Code)
+		}
+	}
+	deadline := spec.Stop.Deadline.Or(scenario.DefaultStopDeadline)
+	for i, p := range c.all() {
+		st, at, ok := p.status()
+		if !ok {
+			continue
+		}
+		p.mu.Lock()
+		sig, sigAt, faultKill, late, below := p.signaled, p.signaledAt, p.faultKill, p.late, p.below
+		p.mu.Unlock()
+		name := fmt.Sprintf("%s#%d", spec.Name, i+1)
+		if faultKill {
+			skipped = append(skipped, fmt.Sprintf("%s (pid %d) was SIGKILLed by a fault: not judged", name, p.pid))
+			continue
+		}
+		if why := causedBelow(st, late > 0, below); why != "" {
+			skipped = append(skipped, fmt.Sprintf("%s (pid %d) %s: not judged", name, p.pid, why))
+			continue
+		}
+		e := detect.Exit{Component: name, PID: p.pid, ExpectedCodes: codes, Escalated: late > 0}
+		if st.Signal != 0 {
+			e.Code = 128 + int(st.Signal)
+			e.Signal = scenario.SignalName(st.Signal)
+		} else {
+			e.Code = st.Code
+		}
+		if !sigAt.IsZero() && sig != 0 {
+			e.Elapsed = at.Sub(sigAt)
+			e.Deadline = deadline
+		}
+		exits = append(exits, e)
+	}
+	return exits, skipped
+}
+
+// causedBelow says why an instance's exit was caused by a fault that hit a process below it
+// ("" when it was not): it ended with the shell's status for death by signal N, 128+N, or by N
+// itself, after a fault sent N to one of its descendants (a `sh -c` main process reporting its
+// child's death; the stop may have been sent meanwhile). An instance the runner had to SIGKILL
+// after its stop deadline is judged all the same.
+func causedBelow(st scenario.ExitStatus, escalated bool, below []belowKill) string {
+	if escalated {
+		return ""
+	}
+	for _, b := range below {
+		if st.Signal == b.sig || (st.Signal == 0 && st.Code == 128+int(b.sig)) {
+			return fmt.Sprintf("ended with %s after fault %s sent %s to its descendant pid %d", st, b.fault, scenario.SignalName(b.sig), b.pid)
+		}
+	}
+	return ""
 }
 
 // probeChecks evaluates the expect.probes conditions of one phase (before or after).

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/proxyline/proxyline/internal/killtest/observe"
 	"github.com/proxyline/proxyline/internal/killtest/scenario"
 	"github.com/proxyline/proxyline/internal/proctab"
 )
@@ -38,6 +39,14 @@ type proc struct {
 	faultKill  bool             // guarded by mu: a fault sent it SIGKILL (its exit is not judged)
 	stopReason string           // guarded by mu: why the runner stopped it ("scenario end", "restart")
 	late       time.Duration    // guarded by mu: non-zero when it missed this stop deadline and was killed
+	below      []belowKill      // guarded by mu: signals faults sent to processes below it
+}
+
+// belowKill is a fault's signal to a process below a component's main process.
+type belowKill struct {
+	pid   int
+	sig   syscall.Signal
+	fault string
 }
 
 type procSpec struct {
@@ -48,6 +57,9 @@ type procSpec struct {
 	dir     string
 	hub     *lineHub
 	logPath string
+	// harness marks a process of the harness's own (a setup step): no run cookie, not in the
+	// run cgroup, not declared to the observer, so never judged as the system's.
+	harness bool
 }
 
 // startProc starts a process in its own process group, in the run cgroup when there is one, with
@@ -56,21 +68,9 @@ type procSpec struct {
 // is closed in the harness right after Start, and Wait does not wait for the pipe, so children
 // that inherit it cannot hang the runner (HYGIENE trap 14).
 func (r *runner) startProc(s procSpec) (*proc, error) {
-	argv := s.argv
-	if len(argv) == 0 {
-		argv = []string{"sh", "-c", s.sh}
-	}
-	env := append([]string(nil), r.environ...)
-	for k, v := range s.env {
-		env = append(env, k+"="+v)
-	}
-	path, err := lookPath(argv[0], r.pathEnv)
+	cmd, err := r.command(s)
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", s.name, err)
-	}
-	dir := s.dir
-	if dir == "" {
-		dir = r.tmp
+		return nil, err
 	}
 	rd, wr, err := os.Pipe()
 	if err != nil {
@@ -85,40 +85,16 @@ func (r *runner) startProc(s procSpec) (*proc, error) {
 			return nil, fmt.Errorf("start %s: log file: %w", s.name, err)
 		}
 	}
-	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: dir, Stdout: wr, Stderr: wr}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if r.cg != nil {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(r.cg.fd.Fd())
-	}
+	cmd.Stdout, cmd.Stderr = wr, wr
 	p := &proc{name: s.name, cmd: cmd, done: make(chan struct{}), pumped: make(chan struct{}), out: rd}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		p.started = time.Now()
-		r.obs.Own(p.pid)
-		started <- nil
-		_ = cmd.Wait()
-		p.mu.Lock()
-		p.state = cmd.ProcessState
-		p.exitedAt = time.Now()
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	err = <-started
+	err = r.launch(p, !s.harness)
 	wr.Close()
 	if err != nil {
 		rd.Close()
 		if logf != nil {
 			logf.Close()
 		}
-		return nil, fmt.Errorf("start %s (%s): %w", s.name, strings.Join(argv, " "), err)
+		return nil, fmt.Errorf("start %s (%s): %w", s.name, strings.Join(cmd.Args, " "), err)
 	}
 	if st, err := proctab.Stat(p.pid); err == nil {
 		p.startTime = st.StartTime
@@ -130,8 +106,88 @@ func (r *runner) startProc(s procSpec) (*proc, error) {
 			logf.Close()
 		}
 	}()
-	r.track(p)
+	r.live.track(p)
 	return p, nil
+}
+
+// command builds the command of a process spec: its program found with the run's PATH, the
+// run's environment (without the cookie for the harness's own steps), its own process group, a
+// parent-death SIGKILL, and the run cgroup for the system's processes.
+func (r *runner) command(s procSpec) (*exec.Cmd, error) {
+	argv := s.argv
+	if len(argv) == 0 {
+		argv = []string{"sh", "-c", s.sh}
+	}
+	env := append([]string(nil), r.environ...)
+	if s.harness {
+		env = r.probeEnv().Environ
+	}
+	for k, v := range s.env {
+		env = append(env, k+"="+v)
+	}
+	path, err := lookPath(argv[0], r.pathEnv)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.name, err)
+	}
+	dir := s.dir
+	if dir == "" {
+		dir = r.tmp
+	}
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: env, Dir: dir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if r.live.cg != nil && !s.harness {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(r.live.cg.fd.Fd())
+	}
+	return cmd, nil
+}
+
+// launch starts p.cmd on a goroutine that holds its OS thread until Wait returns (the
+// parent-death signal is per thread), declares it to the observer when own is set, and returns
+// once it started. The goroutine records the exit and closes p.done.
+func (r *runner) launch(p *proc, own bool) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := p.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		p.pid = p.cmd.Process.Pid
+		p.started = time.Now()
+		if r.live.obs != nil && own {
+			r.live.obs.Own(p.pid)
+		}
+		started <- nil
+		_ = p.cmd.Wait()
+		p.mu.Lock()
+		p.state = p.cmd.ProcessState
+		p.exitedAt = time.Now()
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	return <-started
+}
+
+// key is the process's identity.
+func (p *proc) key() observe.Key { return observe.Key{PID: p.pid, StartTime: p.startTime} }
+
+// endReason says why the process ended, for the evidence of orphans that died right after.
+func (p *proc) endReason() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.stopReason == "scenario end":
+		return "stopped at the end"
+	case p.stopReason != "":
+		return "stopped for a " + p.stopReason
+	case p.faultKill:
+		return "SIGKILLed by a fault"
+	case p.byFault:
+		return "after a fault's " + scenario.SignalName(p.signaled)
+	}
+	return "ended on its own"
 }
 
 // exited reports whether Wait returned.
@@ -198,8 +254,9 @@ func (p *proc) killGroup() {
 }
 
 // signalKey sends sig to (pid, starttime) through a pidfd after re-checking the start time, so a
-// recycled pid is never hit (HYGIENE trap 1).
-func signalKey(pid int, startTime uint64, sig syscall.Signal) error {
+// recycled pid is never hit (HYGIENE trap 1). With wait > 0 it then waits up to wait for the
+// process to exit (a SIGKILL lands when the process is next scheduled, not when it is sent).
+func signalKey(pid int, startTime uint64, sig syscall.Signal, wait time.Duration) error {
 	if pid <= 1 {
 		return fmt.Errorf("refusing to signal pid %d", pid)
 	}
@@ -217,6 +274,15 @@ func signalKey(pid int, startTime uint64, sig syscall.Signal) error {
 	}
 	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
 		return fmt.Errorf("signal pid %d: %w", pid, err)
+	}
+	if wait > 0 {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for end := time.Now().Add(wait); time.Now().Before(end); {
+			n, err := unix.Poll(pfd, int(time.Until(end)/time.Millisecond)+1)
+			if n > 0 || (err != nil && !errors.Is(err, unix.EINTR)) {
+				break
+			}
+		}
 	}
 	return nil
 }

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -45,75 +43,6 @@ type Options struct {
 	SamplesDir string
 }
 
-// runner is the state of one scenario run.
-type runner struct {
-	sc      *scenario.Scenario // instantiated
-	opts    Options
-	log     *slog.Logger
-	id      string
-	seed    int64
-	start   time.Time
-	tmp     string
-	cookie  string
-	environ []string // harness env + PATH with Bin + cookie
-	pathEnv string
-	cg      *runCgroup
-	obs     *observe.Observer
-	// timeline is the observer's record, taken at teardown.
-	timeline observe.Timeline
-	rng      *mrand.Rand // guarded by mu
-
-	mu       sync.Mutex
-	events   []report.Event // guarded by mu
-	procs    []*proc        // guarded by mu: every process started, for teardown
-	comps    map[string]*component
-	notes    []string // guarded by mu
-	restarts int      // guarded by mu: restarts done by faults, for mark names
-
-	// Results gathered along the way.
-	faults   []faultOutcome // guarded by mu
-	stepErrs []string       // guarded by mu
-	waitErrs []string       // guarded by mu
-	before   []report.Check // probe checks evaluated before the workload
-	// aborted is set when a component never became ready: the workload, faults and waits did
-	// not run, so only the process checks are judged.
-	aborted bool
-}
-
-// component is a long-running process of the scenario, across restarts.
-type component struct {
-	spec      scenario.Component
-	hub       *lineHub
-	mu        sync.Mutex
-	cur       *proc   // guarded by mu
-	instances []*proc // guarded by mu
-}
-
-func (c *component) current() *proc {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur
-}
-
-func (r *runner) track(p *proc) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.procs = append(r.procs, p)
-}
-
-func (r *runner) event(kind, name, detail string, pids ...int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, report.Event{At: time.Since(r.start), Kind: kind, Name: name, Detail: detail, PIDs: pids})
-	r.log.Info("killtest event", "scenario", r.sc.Name, "kind", kind, "name", name, "detail", detail, "pids", pids)
-}
-
-func (r *runner) note(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.notes = append(r.notes, fmt.Sprintf(format, args...))
-}
-
 func newID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -133,175 +62,229 @@ func Run(ctx context.Context, parsed *scenario.Scenario, run int, seed int64, op
 	} else {
 		res.Reproduce = fmt.Sprintf("killtest run --seed %d %s", seed, parsed.File)
 	}
-	r := &runner{opts: opts, log: opts.Log, id: newID(), seed: seed, start: res.Started, comps: map[string]*component{}}
-	r.rng = mrand.New(mrand.NewPCG(uint64(seed), 0x6b696c6c74657374))
-
-	tmp, err := os.MkdirTemp("", "killtest-"+parsed.Name+"-")
+	p, err := preparePlan(parsed, opts, seed, res.Started)
 	if err != nil {
-		res.HarnessError = fmt.Sprintf("create temp dir: %v", err)
-		res.Verdict = report.Unknown
-		return res
-	}
-	r.tmp = tmp
-	ports, err := freePorts(scenario.NumPorts)
-	if err != nil {
-		_ = os.RemoveAll(tmp)
 		res.HarnessError = err.Error()
 		res.Verdict = report.Unknown
 		return res
 	}
-	sc, err := parsed.Instantiate(scenario.Builtins{TMP: tmp, Seed: seed, Run: r.id, TestData: opts.TestData, Ports: ports})
-	if err != nil {
-		_ = os.RemoveAll(tmp)
-		res.HarnessError = err.Error()
-		res.Verdict = report.Unknown
-		return res
-	}
-	r.sc = sc
+	r := newRunner(p)
 	checks, harnessErr := r.execute(ctx)
 	cleanupErr := r.teardown()
-	res.Checks = append(r.before, checks...)
-	res.HarnessError = harnessErr
+	r.render(&res, checks, harnessErr, cleanupErr)
+	if res.Verdict == report.Pass {
+		_ = os.RemoveAll(r.tmp)
+	} else {
+		res.LogsDir = r.tmp
+	}
+	return res
+}
+
+// preparePlan makes ${TMP}, picks the ports and instantiates the scenario into a plan. On an
+// error nothing is left behind.
+func preparePlan(parsed *scenario.Scenario, opts Options, seed int64, start time.Time) (*plan, error) {
+	tmp, err := os.MkdirTemp("", "killtest-"+parsed.Name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("create temp dir: %w", err)
+	}
+	id := newID()
+	p, err := func() (*plan, error) {
+		ports, err := freePorts(scenario.NumPorts)
+		if err != nil {
+			return nil, err
+		}
+		sc, err := parsed.Instantiate(scenario.Builtins{TMP: tmp, Seed: seed, Run: id, TestData: opts.TestData, Ports: ports})
+		if err != nil {
+			return nil, err
+		}
+		return newPlan(sc, opts, id, seed, start, tmp)
+	}()
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, err
+	}
+	return p, nil
+}
+
+// render fills the report of the run: the checks, the errors as text, the timeline, notes,
+// chart, samples and the verdict. Call it after teardown.
+func (r *runner) render(res *report.Scenario, checks []report.Check, harnessErr, cleanupErr error) {
+	res.Checks = append(append(r.res.setup, r.res.before...), checks...)
+	if harnessErr != nil {
+		res.HarnessError = harnessErr.Error()
+	}
 	if cleanupErr != nil {
 		res.CleanupError = cleanupErr.Error()
 	}
-	res.Events = r.events
-	res.Notes = r.notes
+	r.observerNotes()
+	res.Events = r.live.events
+	res.Notes = r.res.notes
 	res.Chart = r.chart()
-	if opts.SamplesDir != "" {
-		path := filepath.Join(opts.SamplesDir, fmt.Sprintf("samples-%s-%d.csv", parsed.Name, run))
+	r.decorate(res)
+	if r.opts.SamplesDir != "" {
+		path := filepath.Join(r.opts.SamplesDir, fmt.Sprintf("samples-%s-%d.csv", res.Name, res.Run))
 		if err := r.writeSamples(path); err != nil {
 			res.Notes = append(res.Notes, err.Error())
 		} else {
 			res.Samples = path
 		}
 	}
+	if res.HarnessError == "" && len(res.Checks) == 0 {
+		res.HarnessError = "no check ran: the scenario turns every check off (expect) and has no workload, wait or fault to judge, so nothing was judged"
+	}
 	res.Verdict = report.ScenarioVerdict(res.HarnessError, res.Checks)
 	if res.CleanupError != "" {
 		res.Verdict = report.Unknown
 	}
 	res.Duration = time.Since(res.Started)
-	if res.Verdict == report.Pass {
-		_ = os.RemoveAll(tmp)
-	} else {
-		res.LogsDir = tmp
-	}
-	return res
 }
 
-// execute runs the scenario up to the verdicts. A non-empty string is a harness error.
-func (r *runner) execute(parent context.Context) ([]report.Check, string) {
-	sc := r.sc
+// execute runs the scenario up to the verdicts: prepare, observe, start the components, exercise
+// them (workload, faults, waits), stop them and judge. A non-nil error is a harness error.
+func (r *runner) execute(parent context.Context) ([]report.Check, error) {
 	// ctx bounds the scenario; the checks run under parent, so a scenario that ran out of time
 	// is still judged (an interrupt by the user, though, cuts the checks short too).
-	ctx, cancel := context.WithTimeout(parent, sc.RunTimeout())
+	ctx, cancel := context.WithTimeout(parent, r.sc.RunTimeout())
 	defer cancel()
+	if err := r.prepare(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.observe(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.startComponents(ctx); err != nil {
+		return r.judgeEarly(parent, err)
+	}
+	r.exercise(ctx)
+	r.stopAll()
+	return r.judge(parent), nil
+}
 
-	// PATH with --bin first, used for lookups and given to every process.
-	r.pathEnv = os.Getenv("PATH")
-	if r.opts.Bin != "" {
-		abs, err := filepath.Abs(r.opts.Bin)
-		if err != nil {
-			return nil, fmt.Sprintf("--bin %s: %v", r.opts.Bin, err)
-		}
-		r.pathEnv = abs + string(os.PathListSeparator) + r.pathEnv
-	}
-	r.cookie = CookieKey + "=" + r.id
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, CookieKey+"=") {
-			continue
-		}
-		r.environ = append(r.environ, kv)
-	}
-	r.environ = append(r.environ, "PATH="+r.pathEnv, r.cookie)
-	for _, need := range sc.Needs {
+// prepare checks what the scenario needs (programs, free ports), makes the logs and tmp
+// directories, runs the setup steps and records the files check's trees.
+func (r *runner) prepare(ctx context.Context) error {
+	for _, need := range r.sc.Needs {
 		if _, err := lookPath(need, r.pathEnv); err != nil {
-			return nil, fmt.Sprintf("needs %s: %v", need, err)
+			return fmt.Errorf("needs %s: %w", need, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(r.tmp, "logs"), 0o755); err != nil {
-		return nil, fmt.Sprintf("create logs dir: %v", err)
+	for _, d := range []string{"logs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(r.tmp, d), 0o755); err != nil {
+			return fmt.Errorf("create %s dir: %w", d, err)
+		}
 	}
+	if err := r.checkPorts(); err != nil {
+		return err
+	}
+	if len(r.sc.Setup) > 0 {
+		c, err := r.runSetup(ctx)
+		r.res.setup = []report.Check{c}
+		if err != nil {
+			return err
+		}
+	}
+	r.filesBefore()
+	return nil
+}
 
+// observe makes the run cgroup (where it can) and starts the observer, which samples until
+// teardown stops it, through the stop and the checks.
+func (r *runner) observe(ctx context.Context) error {
 	if !r.opts.NoCgroup {
 		cg, err := newRunCgroup(r.id)
 		if err != nil {
-			r.note("no run cgroup (%v): attribution by cookie, descendants and re-parenting only", err)
+			r.res.note("no run cgroup (%v): attribution by cookie, descendants and re-parenting only", err)
 		} else {
-			r.cg = cg
-			r.note("run cgroup %s", cg.dir)
+			r.live.cg = cg
+			r.res.note("run cgroup %s", cg.dir)
 		}
 	}
 	ocfg := observe.Config{Cookie: r.cookie, Interval: r.opts.Interval, Log: r.log}
-	if r.cg != nil {
-		ocfg.CgroupDir = r.cg.dir
+	if r.live.cg != nil {
+		ocfg.CgroupDir = r.live.cg.dir
 	}
 	obs, err := observe.New(ocfg)
 	if err != nil {
-		return nil, fmt.Sprintf("observer: %v", err)
+		return fmt.Errorf("observer: %w", err)
 	}
-	// The observer samples until teardown stops it, through the stop and the checks.
 	if err := obs.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, fmt.Sprintf("start observer: %v", err)
+		return fmt.Errorf("start observer: %w", err)
 	}
-	r.obs = obs
-	caps := obs.Capabilities()
-	if !caps.Subreaper {
-		r.note("not a subreaper (%s): orphans re-parent to PID 1 and are found by cookie only", caps.SubreaperError)
+	r.live.obs = obs
+	if caps := obs.Capabilities(); !caps.Subreaper {
+		r.res.note("not a subreaper (%s): orphans re-parent to PID 1 and are found by cookie only", caps.SubreaperError)
 	}
 	obs.Mark("start")
-	r.event("start", sc.Name, fmt.Sprintf("run %s, seed %d, tmp %s", r.id, r.seed, r.tmp))
+	r.event("start", r.sc.Name, fmt.Sprintf("run %s, seed %d, tmp %s", r.id, r.seed, r.tmp))
+	return nil
+}
 
-	for _, c := range sc.Components {
-		comp := &component{spec: c, hub: &lineHub{}}
-		r.comps[c.Name] = comp
-		if err := r.startComponent(ctx, comp); err != nil {
-			return r.judgeEarly(parent, err)
+// startComponents starts the components in order, each ready before the next.
+func (r *runner) startComponents(ctx context.Context) error {
+	for _, c := range r.sc.Components {
+		if err := r.startComponent(ctx, r.live.comps[c.Name]); err != nil {
+			return err
 		}
 	}
-	obs.Mark("ready")
+	r.live.obs.Mark("ready")
 	r.event("ready", "all components", "")
-	r.before = r.probeChecks(ctx, "before")
+	return nil
+}
 
-	// Workload and faults run together.
+// exercise evaluates the "before" probes, runs the workload and the faults together, then polls
+// the wait conditions.
+func (r *runner) exercise(ctx context.Context) {
+	r.res.before = r.probeChecks(ctx, "before")
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	workloadStart := time.Now()
 	var wg sync.WaitGroup
-	for i, f := range sc.Faults {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out := r.runFault(wctx, i, f, workloadStart)
-			r.mu.Lock()
-			r.faults = append(r.faults, out)
-			r.mu.Unlock()
-		}()
+	for i, f := range r.sc.Faults {
+		wg.Go(func() { r.res.fault(r.runFault(wctx, i, f, workloadStart)) })
 	}
 	r.runWorkload(wctx)
 	wg.Wait()
 	r.runWaits(ctx)
+}
 
+// stopAll begins the observer's stop phase and stops the components in reverse order.
+func (r *runner) stopAll() {
+	r.live.obs.BeginStop()
 	r.stopComponents()
-	obs.Mark("stopped")
+	r.live.obs.Mark("stopped")
 	r.event("mark", "stopped", "")
-	return r.judge(parent), ""
 }
 
 // judgeEarly handles a component that could not start or become ready: a missing program or
 // a bad setup is the harness's (unknown); a component that started and died or never became
 // ready is the system's failure.
-func (r *runner) judgeEarly(ctx context.Context, err error) ([]report.Check, string) {
+func (r *runner) judgeEarly(ctx context.Context, err error) ([]report.Check, error) {
+	r.live.obs.BeginStop()
 	r.stopComponents()
-	r.obs.Mark("stopped")
+	r.live.obs.Mark("stopped")
 	var se *startError
 	if errors.As(err, &se) && se.started {
 		// The workload never ran: judge only what the start-up left behind.
-		r.aborted = true
+		r.res.aborted = true
 		ready := report.Check{Name: "ready", Verdict: report.Fail, Summary: err.Error(), Details: se.lines}
-		return append([]report.Check{ready}, r.judge(ctx)...), ""
+		return append([]report.Check{ready}, r.judge(ctx)...), nil
 	}
-	return nil, err.Error()
+	return nil, err
+}
+
+// observerNotes adds what the observer could not do, or set aside, to the report's notes.
+func (r *runner) observerNotes() {
+	if r.live.obs == nil {
+		return
+	}
+	caps := r.live.obs.Capabilities()
+	if !caps.Pidfd || caps.PidfdError != "" {
+		r.res.note("exit times: %s", caps.PidfdError)
+	}
+	if caps.EnvironIgnored > 0 {
+		r.res.note("%d process(es) started on the machine during the run had an unreadable environment but were outside the harness's tree and the run cgroup (the harness is a subreaper, so the system's processes cannot be): not counted (e.g. %s)",
+			caps.EnvironIgnored, caps.EnvironIgnoredExample)
+	}
 }
 
 // freePorts picks n distinct free loopback TCP ports (all held open together, so distinct, then

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -24,85 +25,97 @@ func (r *runner) teardown() error {
 	if deadline <= 0 {
 		deadline = 5 * time.Second
 	}
-	r.mu.Lock()
-	procs := append([]*proc(nil), r.procs...)
-	r.mu.Unlock()
+	procs := r.live.started()
 	for _, p := range procs {
 		p.killGroup()
 	}
-	if r.cg != nil {
-		if err := r.cg.kill(); err != nil {
+	if r.live.cg != nil {
+		if err := r.live.cg.kill(); err != nil {
 			r.log.Warn("killtest teardown", "err", err)
 		}
 	}
 	var errs []error
-	if r.obs != nil {
-		end := time.Now().Add(deadline)
-		var left []observe.Process
-		for {
-			if err := r.obs.Refresh(); err != nil {
-				errs = append(errs, fmt.Errorf("teardown: sample processes: %w", err))
-				break
-			}
-			left = left[:0]
-			for _, p := range r.obs.Alive() {
-				left = append(left, p)
-				if p.State != 'Z' {
-					_ = signalKey(p.PID, p.StartTime, syscall.SIGKILL)
-				}
-			}
-			if len(left) == 0 || time.Now().After(end) {
-				break
-			}
-			time.Sleep(pollEvery) // polling the process table with a deadline
-		}
-		if len(left) > 0 {
-			var desc []string
-			for _, p := range left {
-				desc = append(desc, fmt.Sprintf("pid %d state %c %q", p.PID, p.State, strings.Join(p.Cmdline, " ")))
-			}
-			errs = append(errs, fmt.Errorf("teardown: %d process(es) survived SIGKILL for %v: %s", len(left), deadline, strings.Join(desc, "; ")))
-		}
+	if r.live.obs != nil {
+		errs = append(errs, r.killAttributed(deadline))
 	}
 	for _, p := range procs {
-		t := time.NewTimer(deadline)
-		select {
-		case <-p.done:
-		case <-t.C:
-			errs = append(errs, fmt.Errorf("teardown: %s (pid %d) not reaped", p.name, p.pid))
-		}
-		t.Stop()
-		// The output pipe reaches EOF once every holder is gone; close it if a holder survived.
-		t = time.NewTimer(time.Second)
-		select {
-		case <-p.pumped:
-		case <-t.C:
-			p.out.Close()
-			<-p.pumped
-		}
-		t.Stop()
-		p.out.Close()
+		errs = append(errs, reap(p, deadline))
 	}
 	if left := cookieScan(r.cookie); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("teardown self-check: %d process(es) still carry the run cookie: %v", len(left), left))
 	}
-	if r.obs != nil {
-		r.obs.Mark("end")
-		r.obs.Stop()
-		r.timeline = r.obs.Timeline()
-	}
-	if r.cg != nil {
-		if err := r.cg.remove(deadline); err != nil {
-			errs = append(errs, err)
+	if r.live.obs != nil {
+		r.live.obs.Mark("end")
+		if err := r.live.obs.Stop(context.Background()); err != nil { // the observer cuts at once
+			errs = append(errs, fmt.Errorf("teardown: %w", err))
 		}
+		r.live.timeline = r.live.obs.Timeline()
+	}
+	if r.live.cg != nil {
+		errs = append(errs, r.live.cg.remove(deadline))
 	}
 	return errors.Join(errs...)
+}
+
+// killAttributed SIGKILLs every attributed process still alive (identity re-verified through a
+// pidfd), polling the process table until the observer sees none or the deadline passes.
+func (r *runner) killAttributed(deadline time.Duration) error {
+	end := time.Now().Add(deadline)
+	var left []observe.Process
+	for {
+		if err := r.live.obs.Refresh(); err != nil {
+			return fmt.Errorf("teardown: sample processes: %w", err)
+		}
+		left = left[:0]
+		for _, p := range r.live.obs.Alive() {
+			left = append(left, p)
+			if p.State != 'Z' {
+				_ = signalKey(p.PID, p.StartTime, syscall.SIGKILL, 0)
+			}
+		}
+		if len(left) == 0 || time.Now().After(end) {
+			break
+		}
+		time.Sleep(pollEvery) // polling the process table with a deadline
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	var desc []string
+	for _, p := range left {
+		desc = append(desc, fmt.Sprintf("pid %d state %c %q", p.PID, p.State, strings.Join(p.Cmdline, " ")))
+	}
+	return fmt.Errorf("teardown: %d process(es) survived SIGKILL for %v: %s", len(left), deadline, strings.Join(desc, "; "))
+}
+
+// reap waits up to deadline for a process the runner started to be reaped, then for its output
+// reader to finish (closing the pipe if a holder of its write end survived).
+func reap(p *proc, deadline time.Duration) error {
+	var err error
+	t := time.NewTimer(deadline)
+	select {
+	case <-p.done:
+	case <-t.C:
+		err = fmt.Errorf("teardown: %s (pid %d) not reaped", p.name, p.pid)
+	}
+	t.Stop()
+	// The output pipe reaches EOF once every holder is gone; close it if a holder survived.
+	t = time.NewTimer(time.Second)
+	select {
+	case <-p.pumped:
+	case <-t.C:
+		p.out.Close()
+		<-p.pumped
+	}
+	t.Stop()
+	p.out.Close()
+	return err
 }
 
 // chart turns the observer's timeline into report series: 10 Hz process counts, and RSS and fd
 // totals over the attributed processes in 1 s buckets.
 func (r *runner) chart() report.Chart {
-	tl := r.timeline
+	tl := r.live.timeline
 	var c report.Chart
 	for _, s := range tl.Samples {
 		c.T = append(c.T, s.At.Sub(r.start).Seconds())
@@ -168,18 +181,18 @@ func (r *runner) writeSamples(path string) error {
 	w := csv.NewWriter(f)
 	_ = w.Write([]string{"t_seconds", "pid", "starttime", "comm", "fds", "rss_anon_bytes"})
 	comm := map[observe.Key]string{}
-	for _, m := range r.timeline.Marks {
+	for _, m := range r.live.timeline.Marks {
 		for _, p := range m.Procs {
 			comm[p.Key] = p.Comm
 		}
 	}
-	keys := make([]observe.Key, 0, len(r.timeline.Usage))
-	for k := range r.timeline.Usage {
+	keys := make([]observe.Key, 0, len(r.live.timeline.Usage))
+	for k := range r.live.timeline.Usage {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].PID < keys[j].PID })
 	for _, k := range keys {
-		for _, u := range r.timeline.Usage[k] {
+		for _, u := range r.live.timeline.Usage[k] {
 			_ = w.Write([]string{
 				strconv.FormatFloat(u.At.Sub(r.start).Seconds(), 'f', 3, 64),
 				strconv.Itoa(k.PID), strconv.FormatUint(k.StartTime, 10), comm[k],

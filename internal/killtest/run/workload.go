@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -35,14 +36,14 @@ func (r *runner) runWorkload(ctx context.Context) {
 				name = fmt.Sprintf("%s#%d", name, cy)
 			}
 			if ctx.Err() != nil {
-				r.stepErr(name, fmt.Sprintf("not run: %v", ctx.Err()))
+				r.stepErr(name, fmt.Errorf("not run: %w", ctx.Err()))
 				return
 			}
 			hub := &lineHub{} // the step's output, for evidence when it fails
 			p, err := r.startProc(procSpec{name: name, argv: st.Command, sh: st.Sh, env: st.Env, dir: st.Dir,
 				hub: hub, logPath: filepath.Join(r.tmp, "logs", "workload.log")})
 			if err != nil {
-				r.stepErr(name, err.Error())
+				r.stepErr(name, err)
 				continue
 			}
 			timeout := st.Timeout.Or(scenario.DefaultStepTimeout)
@@ -55,7 +56,7 @@ func (r *runner) runWorkload(ctx context.Context) {
 		}
 		if cycles > 1 {
 			m := fmt.Sprintf("cycle-%d", cy)
-			r.obs.Mark(m)
+			r.live.obs.Mark(m)
 			r.event("mark", m, "after workload cycle")
 		}
 	}
@@ -63,6 +64,9 @@ func (r *runner) runWorkload(ctx context.Context) {
 		r.finishStep(ctx, b.p, b.step, b.name, b.end, b.hub)
 	}
 }
+
+// errStepTimeout is a workload step that overran its timeout.
+var errStepTimeout = errors.New("timed out and was killed")
 
 // finishStep waits for a step until end, kills its group if it overruns, and checks its exit.
 func (r *runner) finishStep(ctx context.Context, p *proc, st scenario.Step, name string, end time.Time, hub *lineHub) {
@@ -73,16 +77,23 @@ func (r *runner) finishStep(ctx context.Context, p *proc, st scenario.Step, name
 	case <-t.C:
 		p.killGroup()
 		<-p.done
-		r.stepErr(name, "timed out and was killed")
+		r.stepErr(name, errStepTimeout)
 		return
 	case <-ctx.Done():
 		p.killGroup()
 		<-p.done
-		r.stepErr(name, fmt.Sprintf("canceled: %v", ctx.Err()))
+		r.stepErr(name, fmt.Errorf("canceled: %w", ctx.Err()))
 		return
 	}
 	got, _, _ := p.status()
 	want, _ := scenario.ParseExits(st.Exit) // validated
+	p.mu.Lock()
+	faultKill := p.faultKill
+	p.mu.Unlock()
+	if faultKill {
+		r.event("step", name, got.String()+": SIGKILLed by a fault, not judged", p.pid)
+		return
+	}
 	if !slices.Contains(want, got) {
 		// The last lines may still be in the pipe; wait briefly, not for holders that outlive it.
 		t := time.NewTimer(200 * time.Millisecond)
@@ -91,21 +102,20 @@ func (r *runner) finishStep(ctx context.Context, p *proc, st scenario.Step, name
 		case <-t.C:
 		}
 		t.Stop()
-		msg := fmt.Sprintf("%s, want %v", got, want)
+		err := fmt.Errorf("%s, want %v", got, want)
 		if tail := hub.tail(5); len(tail) > 0 {
-			msg += "; last output: " + strings.Join(tail, " ⏎ ")
+			err = fmt.Errorf("%w; last output: %s", err, strings.Join(tail, " ⏎ "))
 		}
-		r.stepErr(name, msg)
+		r.stepErr(name, err)
 		return
 	}
 	r.event("step", name, got.String(), p.pid)
 }
 
-func (r *runner) stepErr(name, msg string) {
-	r.mu.Lock()
-	r.stepErrs = append(r.stepErrs, name+": "+msg)
-	r.mu.Unlock()
-	r.event("error", name, msg)
+// stepErr records a workload step that failed.
+func (r *runner) stepErr(name string, err error) {
+	r.res.stepFailed(fmt.Errorf("%s: %w", name, err))
+	r.event("error", name, err.Error())
 }
 
 // probeEnv is the environment of command probes: the harness's with --bin, without the cookie
@@ -125,40 +135,45 @@ func (r *runner) runWaits(ctx context.Context) {
 	for i, c := range r.sc.Wait {
 		timeout := c.Timeout.Or(scenario.DefaultWaitTimeout)
 		wctx, cancel := context.WithTimeout(ctx, timeout)
-		last, err := r.pollCondition(wctx, c)
+		last, measured, err := r.pollCondition(wctx, c)
 		cancel()
 		if err != nil {
-			msg := fmt.Sprintf("wait[%d] %s: not met within %v (last value %s)", i, c, timeout, last)
-			r.mu.Lock()
-			r.waitErrs = append(r.waitErrs, msg)
-			r.mu.Unlock()
-			r.event("wait", c.Probe, msg)
+			err := fmt.Errorf("wait[%d] %s: not met within %v (last value %s)", i, c, timeout, last)
+			if !measured {
+				// The probe never gave a value: the harness could not measure, so it cannot
+				// say the system failed the condition.
+				err = fmt.Errorf("wait[%d] %s: the probe gave no value within %v, the condition could not be judged (last: %s)", i, c, timeout, last)
+			}
+			r.res.waitFailed(err, !measured)
+			r.event("wait", c.Probe, err.Error())
 			continue
 		}
 		r.event("wait", c.Probe, fmt.Sprintf("%s holds (%s)", c, last))
 	}
 }
 
-// pollCondition measures the probe until the condition holds or ctx ends. Probing is not free
-// (a query, a process), so it polls at most every 100ms.
-func (r *runner) pollCondition(ctx context.Context, c scenario.Condition) (string, error) {
+// pollCondition measures the probe until the condition holds or ctx ends, and says whether the
+// probe ever gave a value. Probing is not free (a query, a process), so it polls at most every
+// 100ms.
+func (r *runner) pollCondition(ctx context.Context, c scenario.Condition) (last string, measured bool, err error) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	last := "none"
+	last = "none"
 	for {
 		v, err := probe.Value(ctx, r.sc.Probes[c.Probe], r.probeEnv())
 		if err != nil {
 			last = "error: " + err.Error()
 		} else {
+			measured = true
 			last = fmt.Sprintf("%g", v)
 			if c.Holds(v) {
-				return last, nil
+				return last, true, nil
 			}
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return last, ctx.Err()
+			return last, measured, ctx.Err()
 		}
 	}
 }

@@ -23,8 +23,13 @@ type Scenario struct {
 	// built-ins), ${PORT1}..${PORT4} (free loopback TCP ports picked for the run) and
 	// ${TESTDATA} (set by the caller, may be empty).
 	Vars map[string]string `yaml:"vars"`
-	// Timeout bounds the whole run from start to teardown. Default 60s.
+	// Timeout bounds the whole run from start to teardown, setup included. Default 60s.
 	Timeout Duration `yaml:"timeout"`
+	// Setup steps run before each run (every one of --runs N), before the observer and the
+	// components start: clearing Redis keys, creating a schema. They run without the run cookie
+	// and outside the run cgroup, so their processes are never judged as the system's; a step
+	// that fails or times out makes the run UNKNOWN (the harness could not prepare it).
+	Setup []Step `yaml:"setup"`
 	// Components are the long-running processes of the system, started in order; each waits for
 	// the previous one to be ready.
 	Components []Component `yaml:"components"`
@@ -45,6 +50,8 @@ type Scenario struct {
 	lines map[string]int
 	// root is the parsed document, kept to expand variables per run.
 	root *yaml.Node
+	// env lists the variables the scenario takes from killtest's environment, sorted.
+	env []string
 }
 
 // Component is a long-running process of the system under test.
@@ -100,7 +107,7 @@ type Workload struct {
 	Cycles int `yaml:"cycles"`
 }
 
-// Step is one workload command.
+// Step is one workload (or setup) command.
 type Step struct {
 	// Name labels the step. Default "step-N".
 	Name string `yaml:"name"`
@@ -113,7 +120,7 @@ type Step struct {
 	// Dir is the working directory. Default ${TMP}.
 	Dir string `yaml:"dir"`
 	// Background starts the step and goes on; it is waited for (then killed) before the
-	// components are stopped.
+	// components are stopped. Not allowed in setup.
 	Background bool `yaml:"background"`
 	// Timeout bounds the step. Default 30s.
 	Timeout Duration `yaml:"timeout"`
@@ -269,6 +276,7 @@ type Expect struct {
 	FDGrowth     *FDCheck      `yaml:"fd_growth"`
 	MemoryGrowth *MemoryCheck  `yaml:"memory_growth"`
 	InheritedFDs *InheritCheck `yaml:"inherited_fds"`
+	Files        *FilesCheck   `yaml:"files"`
 	Probes       []Condition   `yaml:"probes"`
 	History      *History      `yaml:"history"`
 }
@@ -279,10 +287,16 @@ type Toggle struct {
 }
 
 // OrphanCheck: Grace is how long after the components stopped survivors are polled for before
-// they count as orphans. Default 2s.
+// they count as orphans (it excuses only processes left at the end, never a process orphaned
+// during the run). Default 2s.
 type OrphanCheck struct {
 	Enabled bool     `yaml:"enabled"`
 	Grace   Duration `yaml:"grace"`
+	// Allow lists regular expressions (unanchored, like target.match) of the command lines of
+	// processes the system deliberately daemonizes while a component starts up (between its
+	// start and its readiness): such a process is not an orphan. Anything else orphaned is.
+	// The report names every process allowed this way. Default: none.
+	Allow []string `yaml:"allow"`
 }
 
 // PortCheck: no attributed process may still listen after the stop, and Ports (loopback TCP
@@ -321,6 +335,25 @@ type MemoryCheck struct {
 type InheritCheck struct {
 	Enabled  bool     `yaml:"enabled"`
 	Commands []string `yaml:"commands"`
+}
+
+// FilesCheck: files and directories created during the run and still there after the stop
+// (leaked temporary files, such as the temp dir of a task SIGKILLed in its middle). The trees of
+// Dirs are recorded after Setup, before the components start, and compared after the stop.
+// Runs only when given (`files: true` for the defaults).
+type FilesCheck struct {
+	Enabled bool `yaml:"enabled"`
+	// Dirs are the directories watched (a relative path is relative to ${TMP}). Default
+	// [${TMP}], which holds ${TMP}/tmp, the TMPDIR of every process of the system. killtest's
+	// own files there (logs/) are always ignored. A directory that exists neither before the run
+	// nor after the stop makes the check unknown (a typo must not pass silently).
+	Dirs []string `yaml:"dirs"`
+	// Ignore lists globs (path.Match syntax) of paths that may stay: a pattern with a '/' is
+	// matched against the path relative to its dir, one without against each name in it (as
+	// in .gitignore); a match on a directory covers everything below it. Files the scenario
+	// itself names as outputs (history sources, checksums, SQLite probe files and their
+	// -wal/-shm/-journal, ready files) are ignored too.
+	Ignore []string `yaml:"ignore"`
 }
 
 // History is the Jepsen total-queue check: what was submitted against what completed.

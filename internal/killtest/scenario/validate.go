@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -88,189 +90,289 @@ func ParseExits(list []string) ([]ExitStatus, error) {
 }
 
 // Validate checks the semantics of an instantiated scenario; every error names file:line:field.
+// The checks go part by part, in the order of the file: name, components, workload and setup,
+// faults, probes, wait and expect.probes conditions, the other expectations.
 func (s *Scenario) Validate() error {
-	var errs []error
-	add := func(path, format string, args ...any) { errs = append(errs, s.errAt(path, format, args...)) }
+	v := &validator{s: s, comps: map[string]bool{}, probes: map[string]bool{}}
+	v.name()
+	for i, c := range s.Components {
+		v.component(fmt.Sprintf("components[%d]", i), c)
+	}
+	v.steps()
+	for i, f := range s.Faults {
+		v.fault(fmt.Sprintf("faults[%d]", i), f)
+	}
+	for name, pr := range s.Probes {
+		v.probe("probes."+name, pr)
+	}
+	for name := range s.Probes {
+		v.probes[name] = true
+	}
+	for i, c := range s.Wait {
+		v.condition(fmt.Sprintf("wait[%d]", i), c, false)
+	}
+	for i, c := range s.Expect.Probes {
+		v.condition(fmt.Sprintf("expect.probes[%d]", i), c, true)
+	}
+	v.expectations()
+	return errors.Join(v.errs...)
+}
+
+// validator collects the errors of one Validate, each at its file:line:field.
+type validator struct {
+	s      *Scenario
+	errs   []error
+	comps  map[string]bool // component names seen so far
+	probes map[string]bool // probe names
+}
+
+// add records an error at path (a field path such as "faults[2].target").
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, v.s.errAt(path, format, args...))
+}
+
+// name checks the scenario's name, and that it has something to run.
+func (v *validator) name() {
+	s := v.s
 	if s.Name == "" {
-		add("name", "required")
+		v.add("name", "required")
 	} else if !nameRE.MatchString(s.Name) {
-		add("name", "%q: use letters, digits, '-', '_', '.'", s.Name)
+		v.add("name", "%q: use letters, digits, '-', '_', '.'", s.Name)
 	}
 	if len(s.Components) == 0 && len(s.Workload.Steps) == 0 {
-		add("components", "a scenario needs at least one component or workload step")
+		v.add("components", "a scenario needs at least one component or workload step")
 	}
-	comps := map[string]bool{}
-	for i, c := range s.Components {
-		p := fmt.Sprintf("components[%d]", i)
-		if c.Name == "" {
-			add(p+".name", "required")
-		} else if !nameRE.MatchString(c.Name) {
-			add(p+".name", "%q: use letters, digits, '-', '_', '.'", c.Name)
-		} else if comps[c.Name] {
-			add(p+".name", "duplicate component %q", c.Name)
-		}
-		comps[c.Name] = true
-		checkCommand(add, p, c.Command, c.Sh)
-		if c.Ready.Log != "" {
-			if _, err := regexp.Compile(c.Ready.Log); err != nil {
-				add(p+".ready.log", "bad regex: %v", err)
-			}
-		}
-		if c.Ready.TCP != "" {
-			checkLoopback(add, p+".ready.tcp", c.Ready.TCP)
-		}
-		if c.Stop.Signal != "" {
-			if _, err := ParseSignal(c.Stop.Signal); err != nil {
-				add(p+".stop.signal", "%v", err)
-			}
-		}
-		if _, err := ParseExits(c.Stop.Exit); err != nil {
-			add(p+".stop.exit", "%v", err)
+}
+
+// component checks one component: a unique name, its command, readiness and stop.
+func (v *validator) component(p string, c Component) {
+	if c.Name == "" {
+		v.add(p+".name", "required")
+	} else if !nameRE.MatchString(c.Name) {
+		v.add(p+".name", "%q: use letters, digits, '-', '_', '.'", c.Name)
+	} else if v.comps[c.Name] {
+		v.add(p+".name", "duplicate component %q", c.Name)
+	}
+	v.comps[c.Name] = true
+	checkCommand(v.add, p, c.Command, c.Sh)
+	if c.Ready.Log != "" {
+		if _, err := regexp.Compile(c.Ready.Log); err != nil {
+			v.add(p+".ready.log", "bad regex: %v", err)
 		}
 	}
+	if c.Ready.TCP != "" {
+		checkLoopback(v.add, p+".ready.tcp", c.Ready.TCP)
+	}
+	if c.Stop.Signal != "" {
+		if _, err := ParseSignal(c.Stop.Signal); err != nil {
+			v.add(p+".stop.signal", "%v", err)
+		}
+	}
+	checkExits(v.add, p+".stop.exit", c.Stop.Exit)
+}
+
+// steps checks the workload and the setup steps.
+func (v *validator) steps() {
+	s := v.s
 	if s.Workload.Cycles < 0 {
-		add("workload.cycles", "must be ≥ 0")
+		v.add("workload.cycles", "must be ≥ 0")
 	}
 	for i, st := range s.Workload.Steps {
 		p := fmt.Sprintf("workload.steps[%d]", i)
-		checkCommand(add, p, st.Command, st.Sh)
-		if _, err := ParseExits(st.Exit); err != nil {
-			add(p+".exit", "%v", err)
+		checkCommand(v.add, p, st.Command, st.Sh)
+		checkExits(v.add, p+".exit", st.Exit)
+	}
+	for i, st := range s.Setup {
+		p := fmt.Sprintf("setup[%d]", i)
+		checkCommand(v.add, p, st.Command, st.Sh)
+		checkExits(v.add, p+".exit", st.Exit)
+		if st.Background {
+			v.add(p+".background", "not allowed in setup: each setup step must finish before the run starts")
 		}
 	}
-	for i, f := range s.Faults {
-		p := fmt.Sprintf("faults[%d]", i)
-		if f.Signal == "" {
-			add(p+".signal", "required")
-		} else if _, err := ParseSignal(f.Signal); err != nil {
-			add(p+".signal", "%v", err)
-		}
-		t := f.Target
-		if t.Component == "" && t.Match == "" {
-			add(p+".target", "needs component or match")
-		}
-		if t.Component != "" && !comps[t.Component] {
-			add(p+".target.component", "no component named %q", t.Component)
-		}
-		if t.Match != "" {
-			if _, err := regexp.Compile(t.Match); err != nil {
-				add(p+".target.match", "bad regex: %v", err)
-			}
-		}
-		n := 0
-		for _, b := range []bool{t.Tree, t.Match != "", t.Random} {
-			if b {
-				n++
-			}
-		}
-		if n > 1 {
-			add(p+".target", "tree, match and random exclude each other")
-		}
-		if (t.Tree || t.Random) && t.Component == "" {
-			add(p+".target.component", "required with tree or random")
-		}
-		if f.Restart && t.Component == "" {
-			add(p+".restart", "needs target.component")
-		}
-		w := f.When
-		kinds := 0
-		if w.After > 0 {
-			kinds++
-		}
-		if w.Process != "" {
-			kinds++
-			if _, err := regexp.Compile(w.Process); err != nil {
-				add(p+".when.process", "bad regex: %v", err)
-			}
-		}
-		if w.Log != nil {
-			kinds++
-			if !comps[w.Log.Component] {
-				add(p+".when.log.component", "no component named %q", w.Log.Component)
-			}
-			if _, err := regexp.Compile(w.Log.Regex); err != nil || w.Log.Regex == "" {
-				add(p+".when.log.regex", "want a regex")
-			}
-		}
-		if w.Window != nil {
-			kinds++
-			if w.Window.To < w.Window.From {
-				add(p+".when.window", "to is before from")
-			}
-		}
-		if kinds > 1 {
-			add(p+".when", "after, process, log and window exclude each other")
-		}
-		if f.Repeat < 0 {
-			add(p+".repeat", "must be ≥ 0")
+}
+
+// fault checks one fault: its signal, its target, when it fires, how often.
+func (v *validator) fault(p string, f Fault) {
+	if f.Signal == "" {
+		v.add(p+".signal", "required")
+	} else if _, err := ParseSignal(f.Signal); err != nil {
+		v.add(p+".signal", "%v", err)
+	}
+	v.target(p, f.Target)
+	if f.Restart && f.Target.Component == "" {
+		v.add(p+".restart", "needs target.component")
+	}
+	v.when(p, f.When)
+	if f.Repeat < 0 {
+		v.add(p+".repeat", "must be ≥ 0")
+	}
+}
+
+// target checks a fault's target: a known component or a valid regex, one way of choosing.
+func (v *validator) target(p string, t Target) {
+	if t.Component == "" && t.Match == "" {
+		v.add(p+".target", "needs component or match")
+	}
+	if t.Component != "" && !v.comps[t.Component] {
+		v.add(p+".target.component", "no component named %q", t.Component)
+	}
+	if t.Match != "" {
+		if _, err := regexp.Compile(t.Match); err != nil {
+			v.add(p+".target.match", "bad regex: %v", err)
 		}
 	}
-	probes := map[string]bool{}
-	for name, pr := range s.Probes {
-		p := "probes." + name
-		probes[name] = true
-		n := 0
-		if pr.Command != nil {
-			n++
-			checkCommand(add, p+".command", pr.Command.Command, pr.Command.Sh)
+	if f := v.s.later(p+".target", t.Tree, "tree", t.Match != "", "match", t.Random, "random"); f != "" {
+		v.add(f, "tree, match and random exclude each other")
+	}
+	if (t.Tree || t.Random) && t.Component == "" {
+		v.add(p+".target.component", "required with tree or random")
+	}
+}
+
+// when checks a fault's trigger: one of after, process, log and window, each well-formed.
+func (v *validator) when(p string, w When) {
+	if w.Process != "" {
+		if _, err := regexp.Compile(w.Process); err != nil {
+			v.add(p+".when.process", "bad regex: %v", err)
 		}
-		if pr.SQL != nil {
-			n++
-			checkSQL(add, p+".sql", pr.SQL)
+	}
+	if w.Log != nil {
+		if !v.comps[w.Log.Component] {
+			v.add(p+".when.log.component", "no component named %q", w.Log.Component)
 		}
-		if pr.Redis != nil {
-			n++
-			switch strings.ToLower(pr.Redis.Op) {
-			case "llen", "hlen", "zcard", "scard":
-			default:
-				add(p+".redis.op", "want llen, hlen, zcard or scard, got %q", pr.Redis.Op)
+		if _, err := regexp.Compile(w.Log.Regex); err != nil || w.Log.Regex == "" {
+			v.add(p+".when.log.regex", "want a regex")
+		}
+	}
+	if w.Window != nil && w.Window.To < w.Window.From {
+		v.add(p+".when.window.to", "to is before from")
+	}
+	if f := v.s.later(p+".when", w.After > 0, "after", w.Process != "", "process", w.Log != nil, "log", w.Window != nil, "window"); f != "" {
+		v.add(f, "after, process, log and window exclude each other")
+	}
+}
+
+// probe checks one probe: exactly one of command, sql and redis, each well-formed.
+func (v *validator) probe(p string, pr Probe) { CheckProbe(v.add, p, pr) }
+
+// CheckProbe checks a probe definition as Validate does for a scenario's probes: exactly one of
+// command, sql and redis, each well-formed, Redis on loopback only. Each problem goes to add with
+// its field path under p ("probes.queue.redis.op"). Other files that define probes (killtest
+// watch's) use it so a probe means the same everywhere.
+func CheckProbe(add func(path, format string, args ...any), p string, pr Probe) {
+	n := 0
+	if pr.Command != nil {
+		n++
+		checkCommand(add, p+".command", pr.Command.Command, pr.Command.Sh)
+	}
+	if pr.SQL != nil {
+		n++
+		checkSQL(add, p+".sql", pr.SQL)
+	}
+	if pr.Redis != nil {
+		n++
+		switch strings.ToLower(pr.Redis.Op) {
+		case "llen", "hlen", "zcard", "scard":
+		default:
+			add(p+".redis.op", "want llen, hlen, zcard or scard, got %q", pr.Redis.Op)
+		}
+		if len(pr.Redis.Keys) == 0 {
+			add(p+".redis.keys", "required")
+		}
+		if pr.Redis.Addr != "" {
+			checkLoopback(add, p+".redis.addr", pr.Redis.Addr)
+		}
+	}
+	if n != 1 {
+		add(p, "want exactly one of command, sql, redis")
+	}
+}
+
+// condition checks a wait or expect.probes condition: a known probe and a comparison; "when"
+// only for expectations.
+func (v *validator) condition(p string, c Condition, expect bool) {
+	if !v.probes[c.Probe] {
+		v.add(p+".probe", "no probe named %q", c.Probe)
+	}
+	if c.Equals == nil && c.AtMost == nil && c.AtLeast == nil {
+		v.add(p, "want equals, at_most or at_least")
+	}
+	if expect && c.When != "" && c.When != "before" && c.When != "after" {
+		v.add(p+".when", "want before or after, got %q", c.When)
+	}
+	if !expect && c.When != "" {
+		v.add(p+".when", "only for expect.probes")
+	}
+}
+
+// expectations checks the expectations other than probes: history sources, inherited fds,
+// leaked files, ports.
+func (v *validator) expectations() {
+	e := v.s.Expect
+	if h := e.History; h != nil {
+		checkSource(v.add, "expect.history.submitted", h.Submitted)
+		checkSource(v.add, "expect.history.results", h.Results)
+	}
+	if ic := e.InheritedFDs; ic != nil && ic.Enabled && len(ic.Commands) == 0 {
+		v.add("expect.inherited_fds.commands", "required: which command lines are checkers")
+	}
+	if fc := e.Files; fc != nil && fc.Enabled {
+		for i, g := range fc.Ignore {
+			if _, err := path.Match(g, ""); err != nil || g == "" {
+				v.add(fmt.Sprintf("expect.files.ignore[%d]", i), "bad glob %q", g)
 			}
-			if len(pr.Redis.Keys) == 0 {
-				add(p+".redis.keys", "required")
+		}
+		for i, d := range fc.Dirs {
+			if d == "" || filepath.Clean(d) == "/" {
+				v.add(fmt.Sprintf("expect.files.dirs[%d]", i), "want a directory of the system's, not %q", d)
 			}
-			if pr.Redis.Addr != "" {
-				checkLoopback(add, p+".redis.addr", pr.Redis.Addr)
+		}
+	}
+	if oc := e.Orphans; oc != nil {
+		for i, re := range oc.Allow {
+			if _, err := regexp.Compile(re); err != nil || re == "" {
+				v.add(fmt.Sprintf("expect.orphans.allow[%d]", i), "want a regex of a daemon's command line: %q", re)
 			}
 		}
-		if n != 1 {
-			add(p, "want exactly one of command, sql, redis")
-		}
 	}
-	checkCond := func(p string, c Condition, expect bool) {
-		if !probes[c.Probe] {
-			add(p+".probe", "no probe named %q", c.Probe)
-		}
-		if c.Equals == nil && c.AtMost == nil && c.AtLeast == nil {
-			add(p, "want equals, at_most or at_least")
-		}
-		if expect && c.When != "" && c.When != "before" && c.When != "after" {
-			add(p+".when", "want before or after, got %q", c.When)
-		}
-		if !expect && c.When != "" {
-			add(p+".when", "only for expect.probes")
-		}
-	}
-	for i, c := range s.Wait {
-		checkCond(fmt.Sprintf("wait[%d]", i), c, false)
-	}
-	for i, c := range s.Expect.Probes {
-		checkCond(fmt.Sprintf("expect.probes[%d]", i), c, true)
-	}
-	if h := s.Expect.History; h != nil {
-		checkSource(add, "expect.history.submitted", h.Submitted)
-		checkSource(add, "expect.history.results", h.Results)
-	}
-	if ic := s.Expect.InheritedFDs; ic != nil && ic.Enabled && len(ic.Commands) == 0 {
-		add("expect.inherited_fds.commands", "required: which command lines are checkers")
-	}
-	if pc := s.Expect.Ports; pc != nil {
+	if pc := e.Ports; pc != nil {
 		for i, port := range pc.Ports {
 			if port < 1 || port > 65535 {
-				add(fmt.Sprintf("expect.ports.ports[%d]", i), "port %d out of range", port)
+				v.add(fmt.Sprintf("expect.ports.ports[%d]", i), "port %d out of range", port)
 			}
 		}
 	}
-	return errors.Join(errs...)
+}
+
+// later returns the path of the last given of mutually exclusive fields (pairs of given, name
+// under base) when more than one is given: the line that made the conflict. "" otherwise.
+func (s *Scenario) later(base string, pairs ...any) string {
+	var given []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i].(bool) {
+			given = append(given, base+"."+pairs[i+1].(string))
+		}
+	}
+	if len(given) < 2 {
+		return ""
+	}
+	last := given[0]
+	for _, g := range given[1:] {
+		if s.Line(g) >= s.Line(last) {
+			last = g
+		}
+	}
+	return last
+}
+
+// checkExits checks each accepted exit status, naming the bad item.
+func checkExits(add func(string, string, ...any), p string, list []string) {
+	for i, e := range list {
+		if _, err := ParseExits([]string{e}); err != nil {
+			add(fmt.Sprintf("%s[%d]", p, i), "%v", err)
+		}
+	}
 }
 
 func checkCommand(add func(string, string, ...any), p string, argv []string, sh string) {

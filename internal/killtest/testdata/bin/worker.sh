@@ -4,7 +4,17 @@
 #   naive   start the checker with a plain fork: a SIGKILL of the worker orphans it
 #   setsid  on SIGTERM kill its own process group and exit 0, but one checker was started in a
 #           new session (setsid) and escapes the group kill
+#   short   each task is a checker of about 3 s (sleep 3) started with a plain fork: a SIGKILL of
+#           the worker orphans it, and it finishes by itself seconds later (3 s, not 1: at load 40 the fault
+#           landed so late in a 1 s checker that it outlived the worker by less than 200 ms)
+#   client ADDR
+#           each task is a client blocked on the server at ADDR (blocker client): a SIGKILL of
+#           the worker orphans it until the server goes away
+#   short-fixed, client-fixed ADDR
+#           the same tasks with the proper fix: the checker in a session of its own with a
+#           parent-death SIGKILL (setsid + setpriv --pdeathsig), so it dies with the worker
 mode=${1:-naive}
+addr=${2:-}
 child=
 case $mode in
 naive)
@@ -25,6 +35,29 @@ setsid)
 		sleep 600 &
 		child=$!
 		wait "$child"
+	done
+	;;
+short | short-fixed)
+	echo "worker ready"
+	while :; do
+		if [ "$mode" = short ]; then
+			sleep 3 &
+		else
+			setsid setpriv --pdeathsig KILL sleep 3 &
+		fi
+		wait "$!"
+	done
+	;;
+client | client-fixed)
+	echo "worker ready"
+	while :; do
+		if [ "$mode" = client ]; then
+			blocker client "$addr" &
+		else
+			setsid setpriv --pdeathsig KILL blocker client "$addr" &
+		fi
+		wait "$!"
+		sleep 0.1 # the server is gone: do not spin
 	done
 	;;
 *)

@@ -1,0 +1,2 @@
+// Package nolayer is in no layer.
+package nolayer

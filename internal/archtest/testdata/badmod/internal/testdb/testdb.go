@@ -1,0 +1,2 @@
+// Package testdb is test support.
+package testdb

@@ -1,0 +1,9 @@
+package secret
+
+import (
+	"testing"
+
+	"github.com/proxyline/proxyline/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
