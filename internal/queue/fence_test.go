@@ -130,7 +130,7 @@ func TestPausedWorkerLeavesJobAlone(t *testing.T) {
 			}
 			// The woken worker says that it was silent, and once per job that it lost it.
 			if n := strings.Count(a.stderr.String(), "was taken over"); n != 2 {
-				t.Errorf("worker A logged %d take-overs, want 2 (one per job)", n)
+				t.Errorf("worker A logged %d take-overs, want 2 (one per job); its stderr:\n%s", n, a.stderr.String())
 			}
 			if !strings.Contains(a.stderr.String(), "this worker was silent for longer than its dead-after bound") {
 				t.Errorf("worker A did not say it was silent for too long")

@@ -44,7 +44,7 @@ func openSQLite(ctx context.Context, path string, readOnly bool, log *slog.Logge
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
+	if err := firstConnect(ctx, db, path, readOnly); err != nil {
 		db.Close()
 		return nil, explainSQLiteOpen(path, err)
 	}
@@ -69,6 +69,23 @@ func openSQLite(ctx context.Context, path string, readOnly bool, log *slog.Logge
 		closeDB: func() { db.Close() },
 	}
 	return e, nil
+}
+
+// firstConnect makes the first connection, which runs the parameters' pragmas. A writable open
+// holds the migration lock meanwhile: on a new file, journal_mode(WAL) needs the exclusive lock,
+// and SQLite answers SQLITE_BUSY at once, without waiting out busy_timeout, when two connections
+// switch the same file at the same moment (3 of 40 concurrent opens of a new file failed so).
+// Once the file is in WAL mode the pragma only reads it, and the lock is held for a millisecond.
+// A read-only open sets no journal mode and takes no lock (it must not create the lock file).
+func firstConnect(ctx context.Context, db *sql.DB, path string, readOnly bool) error {
+	if !readOnly {
+		unlock, err := lockFile(ctx, path+".migrate-lock")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	return db.PingContext(ctx)
 }
 
 // fileKey identifies a file: device and inode.

@@ -44,8 +44,8 @@ func TestOpenMigratesOnceConcurrently(t *testing.T) {
 			db := database(t, engine)
 			// Several stores opening a new database at once: migrations are serialised.
 			var wg sync.WaitGroup
-			errs := make(chan error, 4)
-			for range 4 {
+			errs := make(chan error, 8)
+			for range 8 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
