@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +108,7 @@ func TestKnownSystems(t *testing.T) {
 		// The same shape made by the stop phase: the worker's stop orphans the client, the
 		// server's stop (next) would end it before the check.
 		{"bad-orphan-stop-sibling.yaml", []string{"orphans"}},
+		{"bad-orphan-stalled.yaml", []string{"orphans"}},
 		{"good-orphan-stop-sibling.yaml", nil},
 		{"bad-fd.yaml", []string{"fd-growth"}},
 		{"bad-memory.yaml", []string{"memory-growth"}},
@@ -183,6 +185,61 @@ func TestKnownSystems(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStalledHarnessNeverPasses runs a system that orphans a short process every 0.75 s with
+// killtest itself starved: SIGSTOPped for 0.6 s, then let run for 0.1 s, over and over. Its
+// samples are then too far apart to time the orphans: the orphans check may say FAIL or
+// UNKNOWN, never PASS, and the run must not exit 0.
+func TestStalledHarnessNeverPasses(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	js := filepath.Join(out, "r.json")
+	cmd := exec.Command(filepath.Join(bins(t), "killtest"), "run", "--out", out, "--json", js, "--seed", "7",
+		filepath.Join("..", "testdata", "bad-orphan-stalled.yaml"))
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+stall:
+	for {
+		select {
+		case err = <-done:
+			break stall
+		case <-time.After(100 * time.Millisecond):
+		}
+		_ = cmd.Process.Signal(syscall.SIGSTOP)
+		time.Sleep(600 * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run killtest: %v", err)
+	}
+	if code == 0 {
+		t.Errorf("a stalled harness passed a system that orphans a process every 0.75 s\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	s := readJSON(t, js)
+	if len(s.Scenarios) != 1 {
+		t.Fatalf("%d scenarios in report", len(s.Scenarios))
+	}
+	for _, ch := range s.Scenarios[0].Checks {
+		if ch.Name == "orphans" {
+			t.Logf("orphans: %s: %s", ch.Verdict, ch.Summary)
+			if ch.Verdict == "pass" {
+				t.Errorf("orphans PASS with the harness stalled: %s", ch.Summary)
+			}
+			return
+		}
+	}
+	t.Errorf("no orphans check in the report:\n%s", stdout.String())
 }
 
 // needPyqueue skips a pyqueue case when python3, script or Redis on 127.0.0.1:6379 is missing,
