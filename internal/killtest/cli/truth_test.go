@@ -89,51 +89,83 @@ func TestUnprivilegedOnBusyMachine(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
-			dir := openDir(t)
-			js := filepath.Join(dir, "r.json")
-			stop := churn(t)
-			cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-				filepath.Join(bins(t), "killtest"), "run", "--bin", bins(t), "--out", dir, "--json", js, "--seed", "3",
-				filepath.Join(mustAbs(t, filepath.Join("..", "testdata")), c.file))
-			cmd.Env = append(os.Environ(), "TMPDIR="+dir, "HOME="+dir)
-			out, err := cmd.CombinedOutput()
-			n := stop()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			want := 0
-			if c.failOnly != "" {
-				want = 1
-			}
-			if code != want {
-				t.Fatalf("exit %d, want %d (churned %d processes)\n%s", code, want, n, out)
-			}
-			var rep struct {
-				Scenarios []struct {
-					Notes  []string `json:"notes"`
-					Checks []struct{ Name, Verdict string }
-				} `json:"scenarios"`
-			}
-			b, err := os.ReadFile(js)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(b, &rep); err != nil || len(rep.Scenarios) != 1 {
-				t.Fatalf("report: %v %s", err, b)
-			}
-			for _, ch := range rep.Scenarios[0].Checks {
-				if (ch.Verdict != "pass") != (ch.Name == c.failOnly) || ch.Verdict == "unknown" {
-					t.Errorf("check %s %s, want only %q failing\n%s", ch.Name, ch.Verdict, c.failOnly, out)
+			// A harness starved long enough says UNKNOWN on orphans (a true answer, not the
+			// system's failure): such a run is repeated, up to 3 times in all.
+			for attempt := 1; ; attempt++ {
+				stalled := unprivilegedRun(t, c.file, c.failOnly, attempt == 3)
+				if !stalled {
+					return
 				}
-			}
-			if !strings.Contains(strings.Join(rep.Scenarios[0].Notes, "\n"), "outside the harness's tree") {
-				t.Errorf("no note of the processes set aside (churned %d): %q", n, rep.Scenarios[0].Notes)
+				t.Logf("attempt %d: the unprivileged harness was stalled (orphans UNKNOWN)", attempt)
+				if attempt == 3 {
+					return
+				}
 			}
 		})
 	}
+}
+
+// unprivilegedRun runs one case of TestUnprivilegedOnBusyMachine as nobody and checks its
+// verdicts. It returns true, without failing, when the run's only departure from the expected
+// verdicts is an orphans UNKNOWN because the harness was stalled, unless last is set.
+func unprivilegedRun(t *testing.T, file, failOnly string, last bool) (stalled bool) {
+	t.Helper()
+	dir := openDir(t)
+	js := filepath.Join(dir, "r.json")
+	stop := churn(t)
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		filepath.Join(bins(t), "killtest"), "run", "--bin", bins(t), "--out", dir, "--json", js, "--seed", "3",
+		filepath.Join(mustAbs(t, filepath.Join("..", "testdata")), file))
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir, "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	n := stop()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Scenarios []struct {
+			Notes  []string `json:"notes"`
+			Checks []struct{ Name, Verdict, Summary string }
+		} `json:"scenarios"`
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatalf("exit %d, no report: %v\n%s", code, err, out)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || len(rep.Scenarios) != 1 {
+		t.Fatalf("report: %v %s", err, b)
+	}
+	var bad []string
+	stall := false
+	for _, ch := range rep.Scenarios[0].Checks {
+		if ch.Verdict == "unknown" && ch.Name == "orphans" && !last &&
+			(strings.Contains(ch.Summary, "took no sample of the process table") || strings.Contains(ch.Summary, "could not tell whether")) {
+			stall = true
+			continue
+		}
+		if (ch.Verdict != "pass") != (ch.Name == failOnly) || ch.Verdict == "unknown" {
+			bad = append(bad, fmt.Sprintf("check %s %s: %s", ch.Name, ch.Verdict, ch.Summary))
+		}
+	}
+	want := 0
+	if failOnly != "" {
+		want = 1
+	}
+	switch {
+	case len(bad) > 0:
+		t.Errorf("want only %q failing (exit %d, churned %d processes):\n%s\n%s", failOnly, code, n, strings.Join(bad, "\n"), out)
+	case stall:
+		return true
+	case code != want:
+		t.Errorf("exit %d, want %d (churned %d processes)\n%s", code, want, n, out)
+	}
+	if !strings.Contains(strings.Join(rep.Scenarios[0].Notes, "\n"), "outside the harness's tree") {
+		t.Errorf("no note of the processes set aside (churned %d): %q", n, rep.Scenarios[0].Notes)
+	}
+	return false
 }
 
 func mustAbs(t *testing.T, p string) string {

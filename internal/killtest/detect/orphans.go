@@ -30,10 +30,15 @@ type OrphanOptions struct {
 	// 200ms (observe.Config.OrphanBound should match).
 	Bound time.Duration
 	// Blind is the longest stretch without a sample of the process table (before the stop
-	// phase) after which a check that found no orphan says unknown rather than pass: an orphan
-	// born, orphaned and gone inside that stretch was never seen. Default 2s: the seed's
-	// checker timeout, so its orphans are never missed for a stall; a shorter one (up to the
-	// bound) is named in the pass. At load 46 on 2 cores a 1.39 s stall was seen.
+	// phase) after which a check that found no orphan says unknown rather than pass, when the
+	// harness is a subreaper with a run cgroup: an orphan re-parented to the harness that dies
+	// inside such a stretch is still seen, as a zombie in the run cgroup that only the harness
+	// can reap, at the next sample (and judged on the bounds it then has). Only what left both
+	// the harness's tree and the cgroup goes unseen. Default 2s: the seed's checker timeout.
+	// Without a subreaper or a run cgroup nothing vouches for a stretch longer than Bound: an
+	// orphan that outlived its parent by more than Bound could be born and gone inside it, so
+	// the check says unknown after a stretch over Bound. At load 46 on 2 cores a 1.39 s stall
+	// was seen.
 	Blind time.Duration
 	// StopAt is when the stop phase began. Default: the observer's (BeginStop), else now.
 	StopAt time.Time
@@ -61,11 +66,15 @@ type Window struct {
 
 // Signal is one signal the harness sent: to one process (Key), or to a process group (Group).
 type Signal struct {
-	At     time.Time
-	Key    observe.Key // zero when Group is set
-	Group  int
-	Signal syscall.Signal
-	By     string // who sent it, for the evidence: "fault kill-mid-task", "stop of worker"
+	At time.Time
+	// AliveAt is when the target was last known alive (not exited), right before the signal;
+	// zero when not known. It narrows the death time of a parent the harness killed, and so
+	// how long its orphans can have outlived it.
+	AliveAt time.Time
+	Key     observe.Key // zero when Group is set
+	Group   int
+	Signal  syscall.Signal
+	By      string // who sent it, for the evidence: "fault kill-mid-task", "stop of worker"
 }
 
 // ComponentExit is the end of a component instance's main process.
@@ -186,11 +195,38 @@ type orphanJudge struct {
 	settled   int      // orphanings known to be within the bound (proper parent-death handling)
 }
 
+// narrowed returns p with its parent's last known alive time moved up to the moment right
+// before the harness signalled the parent, when the harness saw it alive then and that is later
+// than the samples: a parent killed by a fault died after that moment, which bounds how long
+// its children outlived it far tighter than a sample up to 100 ms (or a stall) earlier.
+func (j *orphanJudge) narrowed(p observe.Process) observe.Process {
+	if p.Orphaned == nil {
+		return p
+	}
+	o := *p.Orphaned
+	for _, s := range j.opts.Signals {
+		if s.Key == o.Parent && s.Key.PID != 0 && s.AliveAt.After(o.ParentAliveAt) && !s.AliveAt.After(o.ParentDeadBy) {
+			o.ParentAliveAt = s.AliveAt
+		}
+	}
+	p.Orphaned = &o
+	return p
+}
+
+// blind is the longest sampling stretch the check can vouch for (OrphanOptions.Blind).
+func (j *orphanJudge) blind() time.Duration {
+	if j.caps.Subreaper && j.caps.Cgroup {
+		return j.opts.Blind
+	}
+	return j.opts.Bound
+}
+
 // judge looks at one attributed process; leftover says it is alive after the grace.
 func (j *orphanJudge) judge(p observe.Process, leftover bool) {
 	if p.Own && !leftover {
 		return
 	}
+	p = j.narrowed(p)
 	kind := j.orphaning(p)
 	if kind == orphanAllowed {
 		j.allowed = append(j.allowed, fmt.Sprintf("pid %d `%s` (%s)", p.PID, cmdline(p.Cmdline, p.Comm), j.startupOf(p)))
@@ -447,7 +483,7 @@ func (j *orphanJudge) result(alive int) Result {
 		}
 		res = unknown("orphans", fmt.Sprintf("no orphan found, but the observer could not tell whether %d process(es) outlived their parent by more than %s: %s%s",
 			len(j.uncertain), hd(j.opts.Bound), strings.Join(named, "; "), tail))
-	case j.caps.MaxSampleGap > j.opts.Blind:
+	case j.caps.MaxSampleGap > j.blind():
 		res = unknown("orphans", fmt.Sprintf("no orphan found, but the observer took no sample of the process table for %s (from %s, a stalled machine): an orphan born and gone within that time could not be seen%s",
 			hd(j.caps.MaxSampleGap), j.at(j.caps.MaxSampleGapAt), tail))
 	case j.caps.EnvironDenied > 0:

@@ -359,6 +359,10 @@ func TestOrphanRules(t *testing.T) {
 			"took no sample of the process table for 2.5 s (from +3 s"},
 		{"sampling delayed a little: pass, said", orphan(900, 1000, 995, 1001), OrphanOptions{}, Pass,
 			"samples of the process table were up to 400 ms apart (from +3 s)"},
+		// Without a run cgroup a zombie re-parented to the harness cannot be told from a helper
+		// of the harness: an orphan of 300 ms could hide in a 400 ms stretch.
+		{"sampling delayed a little, no run cgroup: cannot tell", orphan(900, 1000, 995, 1001), OrphanOptions{}, Unknown,
+			"took no sample of the process table for 400 ms (from +3 s"},
 		{"an orphan found is a failure whatever the sampling", func() observe.Process {
 			p := orphan(900, 1000, 2000, 2001)
 			p.Status = &observe.ExitStatus{Code: 0}
@@ -366,6 +370,14 @@ func TestOrphanRules(t *testing.T) {
 		}(), OrphanOptions{}, Fail, "exited by itself"},
 		{"bounds straddle the bound: cannot tell (an orphan of 450 ms seen through 700 ms gaps)", orphan(700, 1000, 995, 1300), OrphanOptions{}, Unknown,
 			"could not tell whether 1 process(es) outlived their parent by more than 200 ms: pid 42 `mubeng -c` ran between"},
+		// A sample saw the parent alive 300 ms before the child died; the harness saw it alive
+		// 5 ms before, when its fault signalled it: the child died within the bound.
+		{"parent killed by a fault, seen alive right before the signal: settled", orphan(700, 1000, 995, 1001), OrphanOptions{
+			Signals: []Signal{{At: at(997), AliveAt: at(990), Key: observe.Key{PID: 41, StartTime: 6}, Signal: syscall.SIGKILL, By: "fault kill"}}},
+			Pass, "1 ended within 200 ms"},
+		{"a signal to another process does not narrow", orphan(700, 1000, 995, 1001), OrphanOptions{
+			Signals: []Signal{{At: at(997), AliveAt: at(990), Key: observe.Key{PID: 41, StartTime: 5}, Signal: syscall.SIGKILL, By: "fault kill"}}},
+			Unknown, "could not tell"},
 		{"lower bound just under the bound", orphan(990, 1000, 1150, 1160), OrphanOptions{}, Pass, "no process outlived"},
 		{"stalled observer: cannot tell", orphan(0, 5000, 4000, 7000), OrphanOptions{}, Unknown, "could not tell whether 1 process(es)"},
 		{"parent died in the stop phase: the grace applies", orphan(9990, 10_100, 11_000, 11_500), OrphanOptions{}, Pass, "no process outlived"},
@@ -401,15 +413,17 @@ func TestOrphanRules(t *testing.T) {
 			t.Parallel()
 			opts := tt.opts
 			opts.StopAt, opts.Origin = stop, t0
-			caps := observe.Capabilities{Subreaper: true, Pidfd: true}
+			caps := observe.Capabilities{Subreaper: true, Cgroup: true, Pidfd: true}
 			// The observer's longest stretch without a sample, for the cases about it.
 			if gap := map[string]time.Duration{
 				"sampling stalled for longer than an orphan may live unseen": 2500 * time.Millisecond,
 				"sampling delayed a little: pass, said":                      400 * time.Millisecond,
+				"sampling delayed a little, no run cgroup: cannot tell":      400 * time.Millisecond,
 				"an orphan found is a failure whatever the sampling":         1500 * time.Millisecond,
 			}[tt.name]; gap > 0 {
 				caps.MaxSampleGap, caps.MaxSampleGapAt = gap, at(3000)
 			}
+			caps.Cgroup = !strings.Contains(tt.name, "no run cgroup")
 			j := orphanJudge{opts: opts.withDefaults(), now: at(12_000), caps: caps}
 			j.judge(tt.p, false)
 			r := j.result(0)

@@ -330,7 +330,11 @@ func (r *runner) fire(fault string, sig syscall.Signal, targets []key) []key {
 			above = r.instancesAbove(p)
 		}
 		var err error
+		var alive time.Time // the target was alive then, right before the signal
 		if own := r.live.procOf(t); own != nil {
+			if !own.exited() {
+				alive = aliveBefore(own.pid) // unreaped: the pid is still this child's
+			}
 			err = own.signal(sig, false, true) // through Go's own pidfd of its child
 			if err == nil && wait > 0 {
 				select {
@@ -339,13 +343,13 @@ func (r *runner) fire(fault string, sig syscall.Signal, targets []key) []key {
 				}
 			}
 		} else {
-			err = signalKey(t.PID, t.StartTime, sig, wait)
+			alive, err = signalKeyAlive(t.PID, t.StartTime, sig, wait)
 		}
 		if err != nil {
 			r.event("error", fault, fmt.Sprintf("signal %d: %v", t.PID, err))
 			continue
 		}
-		r.live.sent(detect.Signal{At: time.Now(), Key: t, Signal: sig, By: "fault " + fault})
+		r.live.sent(detect.Signal{At: time.Now(), AliveAt: alive, Key: t, Signal: sig, By: "fault " + fault})
 		for _, m := range above {
 			m.mu.Lock()
 			m.below = append(m.below, belowKill{pid: t.PID, sig: sig, fault: fault})

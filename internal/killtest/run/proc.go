@@ -257,23 +257,31 @@ func (p *proc) killGroup() {
 // recycled pid is never hit (HYGIENE trap 1). With wait > 0 it then waits up to wait for the
 // process to exit (a SIGKILL lands when the process is next scheduled, not when it is sent).
 func signalKey(pid int, startTime uint64, sig syscall.Signal, wait time.Duration) error {
+	_, err := signalKeyAlive(pid, startTime, sig, wait)
+	return err
+}
+
+// signalKeyAlive is signalKey that also returns when the process was last known alive (not
+// exited: not even a zombie) right before the signal, or zero when that could not be told.
+func signalKeyAlive(pid int, startTime uint64, sig syscall.Signal, wait time.Duration) (alive time.Time, err error) {
 	if pid <= 1 {
-		return fmt.Errorf("refusing to signal pid %d", pid)
+		return time.Time{}, fmt.Errorf("refusing to signal pid %d", pid)
 	}
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return fmt.Errorf("pidfd %d: %w", pid, err)
+		return time.Time{}, fmt.Errorf("pidfd %d: %w", pid, err)
 	}
 	defer unix.Close(fd)
 	st, err := proctab.Stat(pid)
 	if err != nil {
-		return fmt.Errorf("stat %d: %w", pid, err)
+		return time.Time{}, fmt.Errorf("stat %d: %w", pid, err)
 	}
 	if startTime != 0 && st.StartTime != startTime {
-		return fmt.Errorf("pid %d was reused (start time %d, want %d)", pid, st.StartTime, startTime)
+		return time.Time{}, fmt.Errorf("pid %d was reused (start time %d, want %d)", pid, st.StartTime, startTime)
 	}
+	alive = pidfdAlive(fd)
 	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
-		return fmt.Errorf("signal pid %d: %w", pid, err)
+		return time.Time{}, fmt.Errorf("signal pid %d: %w", pid, err)
 	}
 	if wait > 0 {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -284,7 +292,30 @@ func signalKey(pid int, startTime uint64, sig syscall.Signal, wait time.Duration
 			}
 		}
 	}
-	return nil
+	return alive, nil
+}
+
+// pidfdAlive returns the instant before a poll of the pidfd showed its process not exited (a
+// pidfd turns readable when its process exits, zombie included), or zero when it had exited or
+// the poll failed. The time is taken before the poll, so the process was alive at it.
+func pidfdAlive(fd int) time.Time {
+	before := time.Now()
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+	if err != nil || n != 0 {
+		return time.Time{}
+	}
+	return before
+}
+
+// aliveBefore returns when the unreaped child pid was last known alive, just now (see
+// pidfdAlive), or zero when that cannot be told.
+func aliveBefore(pid int) time.Time {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return time.Time{}
+	}
+	defer unix.Close(fd)
+	return pidfdAlive(fd)
 }
 
 // lookPath resolves a program with the components' PATH (which has --bin first); exec.Command
