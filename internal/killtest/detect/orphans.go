@@ -13,6 +13,7 @@ import (
 
 	"github.com/proxyline/proxyline/internal/killtest/human"
 	"github.com/proxyline/proxyline/internal/killtest/observe"
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
 // OrphanOptions configures Orphans.
@@ -187,12 +188,13 @@ type orphanJudge struct {
 	caps      observe.Capabilities
 	tree      treeOf
 	evidence  []Evidence
-	during    int      // orphaned during the run (a)
-	afterStop int      // orphaned in the stop phase, gone by the end, outlived the parent by more than the grace (b)
-	atEnd     int      // left at the end (b)
-	allowed   []string // allowed daemons
-	uncertain []string // orphanings the bounds could not settle: maybe over the bound, maybe not
-	settled   int      // orphanings known to be within the bound (proper parent-death handling)
+	during    int                             // orphaned during the run (a)
+	afterStop int                             // orphaned in the stop phase, gone by the end, outlived the parent by more than the grace (b)
+	atEnd     int                             // left at the end (b)
+	allowed   []string                        // allowed daemons
+	uncertain []string                        // orphanings the bounds could not settle: maybe over the bound, maybe not
+	born      func(observe.Process) time.Time // when a process started; nil: from its start time
+	settled   int                             // orphanings known to be within the bound (proper parent-death handling)
 }
 
 // narrowed returns p with its parent's last known alive time moved up to the moment right
@@ -211,6 +213,15 @@ func (j *orphanJudge) narrowed(p observe.Process) observe.Process {
 	}
 	p.Orphaned = &o
 	return p
+}
+
+// bornAt returns when p started, to the start of its clock tick (never later than the real
+// start).
+func (j *orphanJudge) bornAt(p observe.Process) time.Time {
+	if j.born != nil {
+		return j.born(p)
+	}
+	return proctab.StartedAt(p.StartTime)
 }
 
 // blind is the longest sampling stretch the check can vouch for (OrphanOptions.Blind).
@@ -327,13 +338,19 @@ func (j *orphanJudge) allowedDaemon(p observe.Process) bool {
 	return false
 }
 
-// startupOf names the start-up window p was orphaned in ("" when none).
+// startupOf names the start-up window p was born and orphaned in ("" when none). Born in it
+// too: a process started earlier (a worker's checker) and orphaned while another component
+// restarted is no daemon of that start-up.
 func (j *orphanJudge) startupOf(p observe.Process) string {
 	or := p.Orphaned
 	if or == nil {
 		return ""
 	}
+	born := j.bornAt(p)
 	for _, w := range j.opts.Startups {
+		if born.Before(w.From.Add(-proctab.TicksToDuration(1))) || born.After(w.To) {
+			continue
+		}
 		if !or.ParentDeadBy.Before(w.From) && !or.ParentAliveAt.After(w.To) {
 			return "daemonized while " + w.Name + " started up"
 		}

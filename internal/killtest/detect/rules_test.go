@@ -405,6 +405,8 @@ func TestOrphanRules(t *testing.T) {
 		}}, Fail, "after component lab began to stop (stopped at the end)"},
 		{"daemonized at start-up, allowed", orphan(900, 1000, 9000, 0), OrphanOptions{Allow: []*regexp.Regexp{daemon},
 			Startups: []Window{{Name: "lab#1", From: at(800), To: at(1100)}}}, Pass, "allowed: pid 42 `mubeng -c` (daemonized while lab#1 started up)"},
+		{"matches the allow-list, orphaned in a restart's start-up but born before it", orphan(900, 1000, 9000, 0), OrphanOptions{Allow: []*regexp.Regexp{daemon},
+			Startups: []Window{{Name: "lab#2", From: at(800), To: at(1100)}}}, Fail, "its parent pid 41 `celery worker` died"},
 		{"matches the allow-list, orphaned mid-run", orphan(5000, 5001, 9000, 0), OrphanOptions{Allow: []*regexp.Regexp{daemon},
 			Startups: []Window{{Name: "lab#1", From: at(800), To: at(1100)}}}, Fail, "its parent pid 41 `celery worker` died"},
 	}
@@ -424,7 +426,11 @@ func TestOrphanRules(t *testing.T) {
 				caps.MaxSampleGap, caps.MaxSampleGapAt = gap, at(3000)
 			}
 			caps.Cgroup = !strings.Contains(tt.name, "no run cgroup")
-			j := orphanJudge{opts: opts.withDefaults(), now: at(12_000), caps: caps}
+			born := at(850) // inside the start-up windows of the allow-list cases
+			if strings.Contains(tt.name, "born before") {
+				born = at(100)
+			}
+			j := orphanJudge{opts: opts.withDefaults(), now: at(12_000), caps: caps, born: func(observe.Process) time.Time { return born }}
 			j.judge(tt.p, false)
 			r := j.result(0)
 			text := r.Summary
