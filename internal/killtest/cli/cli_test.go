@@ -487,8 +487,9 @@ workload:
 
 // TestReproducibleReports: the report's command line and each run's reproduce line carry every
 // flag (given on the command line, after the file, or as KILLTEST_*), absolute paths and the
-// environment variables the scenario reads, secrets masked; reports are 0644; and the reproduce
-// line, run by a shell without that environment, reruns the same run.
+// environment variables the scenario reads, secrets not recorded; reports are 0644; and the
+// reproduce line, run by a shell without that environment (but for the secret), reruns the same
+// run.
 func TestReproducibleReports(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -516,7 +517,7 @@ components:
 		t.Fatalf("run: %v\n%s", err, b)
 	}
 	s := readJSON(t, filepath.Join(dir, "r.json"))
-	wantCmd := "KT_REPRO_API_TOKEN='***' KT_REPRO_LABEL='two words' KT_REPRO_SEEN=" + seen + " KT_REPRO_URL='redis://user:***@127.0.0.1:6379/0' " +
+	wantCmd := `KT_REPRO_API_TOKEN="${KT_REPRO_API_TOKEN:?set KT_REPRO_API_TOKEN to rerun: a secret, not recorded}"` + " KT_REPRO_LABEL='two words' KT_REPRO_SEEN=" + seen + " KT_REPRO_URL='redis://user:***@127.0.0.1:6379/0' " +
 		"killtest run --seed 5 --runs 2 --bin " + bins(t) + " --out " + out + " --json " + filepath.Join(dir, "r.json") + " --html " + html + " " + sc
 	if s.Command != wantCmd {
 		t.Errorf("suite command\n%s\nwant\n%s", s.Command, wantCmd)
@@ -525,7 +526,7 @@ components:
 		t.Fatalf("%d runs", len(s.Scenarios))
 	}
 	repro := s.Scenarios[1].Reproduce
-	wantRepro := "KT_REPRO_API_TOKEN='***' KT_REPRO_LABEL='two words' KT_REPRO_SEEN=" + seen + " KT_REPRO_URL='redis://user:***@127.0.0.1:6379/0' " +
+	wantRepro := `KT_REPRO_API_TOKEN="${KT_REPRO_API_TOKEN:?set KT_REPRO_API_TOKEN to rerun: a secret, not recorded}"` + " KT_REPRO_LABEL='two words' KT_REPRO_SEEN=" + seen + " KT_REPRO_URL='redis://user:***@127.0.0.1:6379/0' " +
 		"killtest run --seed 6 --runs 1 --bin " + bins(t) + " " + sc
 	if repro != wantRepro {
 		t.Errorf("reproduce\n%s\nwant\n%s", repro, wantRepro)
@@ -544,16 +545,22 @@ components:
 	if err := os.Remove(filepath.Join(seen, "seed-6")); err != nil {
 		t.Fatal(err)
 	}
+	// The secret is not in the line: without it in the environment the shell stops, naming it.
+	env := []string{"PATH=" + bins(t) + ":" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir(), "HOME=" + os.Getenv("HOME")}
 	sh := exec.Command("sh", "-c", repro+" --out "+t.TempDir())
-	sh.Dir = t.TempDir()
-	sh.Env = []string{"PATH=" + bins(t) + ":" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir(), "HOME=" + os.Getenv("HOME")}
+	sh.Dir, sh.Env = t.TempDir(), env
+	if b, err := sh.CombinedOutput(); err == nil || !strings.Contains(string(b), "set KT_REPRO_API_TOKEN to rerun") {
+		t.Errorf("reproduce line without the secret: %v\n%s", err, b)
+	}
+	sh = exec.Command("sh", "-c", repro+" --out "+t.TempDir())
+	sh.Dir, sh.Env = t.TempDir(), append(env, "KT_REPRO_API_TOKEN=s3cret")
 	if b, err := sh.CombinedOutput(); err != nil {
 		t.Fatalf("reproduce line: %v\n%s", err, b)
 	} else if !strings.Contains(string(b), "seed 6") {
 		t.Errorf("reproduce ran another seed:\n%s", b)
 	}
 	got, err := os.ReadFile(filepath.Join(seen, "seed-6"))
-	if err != nil || string(got) != "two words *** redis://user:***@127.0.0.1:6379/0\n" {
+	if err != nil || string(got) != "two words s3cret redis://user:***@127.0.0.1:6379/0\n" {
 		t.Errorf("rerun saw %q, %v", got, err)
 	}
 }

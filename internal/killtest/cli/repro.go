@@ -22,10 +22,7 @@ import (
 // does not (it must not overwrite the report it is read from).
 func runLine(o runOptions, seed int64, runs int, outputs bool, env []string, args []string) string {
 	var w []string
-	for _, kv := range env {
-		name, value, _ := strings.Cut(kv, "=")
-		w = append(w, name+"="+shellQuote(value))
-	}
+	w = append(w, env...)
 	w = append(w, "killtest", "run", "--seed", strconv.FormatInt(seed, 10), "--runs", strconv.Itoa(runs))
 	if o.Bin != "" {
 		w = append(w, "--bin", shellQuote(absPath(o.Bin)))
@@ -68,9 +65,11 @@ func absPath(p string) string {
 	return p
 }
 
-// envAssignments returns NAME=value for each variable the scenarios take from the environment
-// (sorted, each once), with secrets masked: unset ones are left out (the scenario failed to
-// parse without them, or uses a default).
+// envAssignments returns NAME=value shell words for each variable the scenarios take from the
+// environment (sorted, each once), unset ones left out (the scenario failed to parse without
+// them, or uses a default). A secret-named variable is not recorded: its word takes the value
+// from the environment of whoever reruns the line, and the shell stops with a message naming it
+// when it is unset. URL passwords and password= pairs in other values are masked as ***.
 func envAssignments(getenv func(string) string, scs ...*scenario.Scenario) []string {
 	var names []string
 	for _, sc := range scs {
@@ -83,8 +82,13 @@ func envAssignments(getenv func(string) string, scs ...*scenario.Scenario) []str
 	slices.Sort(names)
 	var out []string
 	for _, n := range names {
-		if v := getenv(n); v != "" {
-			out = append(out, n+"="+maskValue(n, v))
+		v := getenv(n)
+		switch {
+		case v == "":
+		case secretName.MatchString(n):
+			out = append(out, n+`="${`+n+`:?set `+n+` to rerun: a secret, not recorded}"`)
+		default:
+			out = append(out, n+"="+shellQuote(maskValue(n, v)))
 		}
 	}
 	return out
