@@ -41,6 +41,7 @@ declare -A expect=(
 	[bad-orphan-sibling-stop.yaml]="orphans"
 	[good-orphan-sibling-stop.yaml]=""
 	[bad-orphan-stop-sibling.yaml]="orphans"
+	[bad-orphan-stalled.yaml]="orphans"
 	[good-orphan-stop-sibling.yaml]=""
 	[bad-fd.yaml]="fd-growth"
 	[bad-memory.yaml]="memory-growth"
@@ -75,7 +76,7 @@ declare -A expect=(
 printf '%-30s %-15s %6s %6s  %s\n' scenario "must fail" ok wrong "wrong outcomes"
 all_ok=1
 for f in ${only:-good.yaml bad-orphan.yaml bad-setsid.yaml bad-orphan-short.yaml good-orphan-short.yaml \
-	bad-orphan-sibling-stop.yaml good-orphan-sibling-stop.yaml bad-orphan-stop-sibling.yaml good-orphan-stop-sibling.yaml bad-fd.yaml bad-memory.yaml bad-port.yaml bad-zombie.yaml \
+	bad-orphan-sibling-stop.yaml good-orphan-sibling-stop.yaml bad-orphan-stop-sibling.yaml good-orphan-stop-sibling.yaml bad-orphan-stalled.yaml bad-fd.yaml bad-memory.yaml bad-port.yaml bad-zombie.yaml \
 	bad-lossy-queue.yaml bad-tmpfiles.yaml good-tmpfiles.yaml bad-proxyline-layers-off.yaml bad-pyqueue-script.yaml good-pyqueue-fixed.yaml \
 	bad-celery-seed.yaml bad-celery-seed-short.yaml good-celery-fixed.yaml \
 	bad-scrape-no-graceful-stop.yaml bad-scrape-partial-file.yaml \
