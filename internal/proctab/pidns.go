@@ -140,20 +140,27 @@ func listPIDs() ([]int, error) {
 // ParseNSpid returns the pids of the NSpid line of a /proc/<pid>/status text, from the
 // namespace of that /proc down to the process's own; nil when there is none or it is malformed.
 func ParseNSpid(status string) []int {
-	for line := range strings.SplitSeq(status, "\n") {
-		rest, ok := strings.CutPrefix(line, "NSpid:")
-		if !ok {
-			continue
-		}
-		var pids []int
-		for _, f := range strings.Fields(rest) {
-			n, err := strconv.Atoi(f)
-			if err != nil || n <= 0 {
-				return nil
-			}
-			pids = append(pids, n)
-		}
-		return pids
+	rest, ok := statusLine(status, "NSpid")
+	if !ok {
+		return nil
 	}
-	return nil
+	var pids []int
+	for _, f := range strings.Fields(rest) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil
+		}
+		pids = append(pids, n)
+	}
+	return pids
+}
+
+// statusLine returns what follows "key:" on the first such line of a /proc/<pid>/status text.
+func statusLine(status, key string) (string, bool) {
+	for line := range strings.SplitSeq(status, "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
+			return rest, true
+		}
+	}
+	return "", false
 }

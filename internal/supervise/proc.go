@@ -3,9 +3,6 @@ package supervise
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
@@ -113,26 +110,3 @@ func (m member) reap() {
 }
 
 func (m member) close() { unix.Close(m.fd) }
-
-// ownChildren lists the children of this process, from /proc/self/task/*/children: a handful
-// of reads instead of a scan of the whole process table. An orphan re-parented to us as
-// subreaper appears under one of our threads.
-func ownChildren() ([]int, error) {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return nil, fmt.Errorf("list own threads: %w", err)
-	}
-	var pids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
-		if err != nil {
-			continue // the thread ended
-		}
-		for f := range strings.FieldsSeq(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids, nil
-}

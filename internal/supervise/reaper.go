@@ -64,7 +64,7 @@ func (r *reaper) scan() {
 	s := r.s
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
-	children, err := ownChildren()
+	children, err := proctab.OwnChildren()
 	if err != nil {
 		s.log.Warn("orphan scan", "err", err)
 		return

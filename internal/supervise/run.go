@@ -517,7 +517,7 @@ func (t *task) waitGone(members []member, waitCh <-chan struct{}, deadline time.
 // It runs whatever the Subreaper layer says: PR_SET_CHILD_SUBREAPER is per process, so another
 // Supervisor in the same program may have set it.
 func (t *task) reapZombies() {
-	children, err := ownChildren()
+	children, err := proctab.OwnChildren()
 	if err != nil {
 		return
 	}
