@@ -91,7 +91,7 @@ func CheckOwnProc() error {
 // A process that ends during the listing is skipped. With unreadable > 0, a namespace missing
 // from the set may still be alive.
 func PIDNamespaces(procNS uint64) (live map[uint64]bool, unreadable int, err error) {
-	pids, err := listPIDs()
+	pids, err := PIDs()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -117,8 +117,10 @@ func PIDNamespaces(procNS uint64) (live map[uint64]bool, unreadable int, err err
 	return live, unreadable, nil
 }
 
-// listPIDs lists the numeric entries of /proc.
-func listPIDs() ([]int, error) {
+// PIDs lists the processes in /proc (its numeric entries), without reading anything of them:
+// cheaper than a Snapshot when each process is read some other way anyway. A process may end
+// between the listing and its reading.
+func PIDs() ([]int, error) {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)

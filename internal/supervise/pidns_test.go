@@ -171,16 +171,15 @@ func startNSWorker(t *testing.T, name, base string) *nsWorker {
 // tasks lists the live processes carrying the worker's cookie.
 func (w *nsWorker) tasks(t *testing.T) []int {
 	t.Helper()
-	fs := mustFS(t)
-	procs, err := fs.AllProcs()
+	all, err := proctab.PIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pids []int
-	for _, p := range procs {
-		if c := procCookie(fs, p.PID); strings.HasPrefix(c, w.cookie) {
-			if st, err := p.Stat(); err == nil && st.State != "Z" {
-				pids = append(pids, p.PID)
+	for _, pid := range all {
+		if c := procCookie(pid); strings.HasPrefix(c, w.cookie) {
+			if st, err := readProc(pid); err == nil && st.state != "Z" {
+				pids = append(pids, pid)
 			}
 		}
 	}
