@@ -8,7 +8,8 @@ const (
 	ui          = "needs `proxyline ui` running over a checked pool (docs/api.md:18); internal/api and internal/web test every endpoint"
 	internet    = "needs the internet (example.com, example.org, the public sources) or stands for any arguments"
 	public      = "scrape.toml is --print-config's, whose sources are public lists on the internet"
-	mubeng      = "needs mubeng, which is not installed here (internal/killtest/cli runs it where the machine has it)"
+	mubeng      = "mubeng's check mode always asks https://ipinfo.io/json; internal/cli TestMubengDocExamples runs every --exec example with the peer build of mubeng (../shared/peers/mubeng) against the lab, inside private network and mount namespaces that answer ipinfo.io on loopback"
+	mubengLink  = "/path/to/mubeng stands for wherever mubeng is (../shared/peers/mubeng here); internal/killtest/cli TestCelerySystems links the peer build into its --bin directory the same way"
 	apt         = "installs Debian packages"
 	celery      = "needs Celery, Redis and mubeng; internal/killtest/cli TestCelerySystems runs these scenarios"
 	builtinNS   = "a built-in scenario: TestBuiltinSuite runs it; inside this test's PID namespace its queue workers lose tasks (not investigated)"
@@ -61,7 +62,7 @@ var notRunnable = map[string]string{
 	"docs/killtest.md: bin/killtest run --bin bin test5-worker-sigkill-mid-task":                                                                 builtinNS,
 	"docs/killtest.md: bin/killtest run --runs 20 --seed 1 my-system.yaml":                                                                       runs,
 	"docs/killtest.md: apt-get install -y --no-install-recommends python3-celery python3-redis redis-server util-linux":                          apt,
-	"docs/killtest.md: go build -o bin/ ./cmd/killtest ./cmd/proxyline && ln -s /path/to/mubeng bin/":                                            mubeng,
+	"docs/killtest.md: go build -o bin/ ./cmd/killtest ./cmd/proxyline && ln -s /path/to/mubeng bin/":                                            mubengLink,
 	"docs/killtest.md: bin/killtest run --bin bin scenarios/examples/celery.yaml":                                                                celery,
 	"docs/killtest.md: bin/killtest run --bin bin internal/killtest/testdata/good-celery-fixed.yaml":                                             celery,
 	"docs/killtest.md: go test -race -run TestCelerySystems ./internal/killtest/cli":                                                             testGo,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,6 +18,19 @@ func BootTicks() (uint64, error) {
 		return 0, fmt.Errorf("clock_gettime(CLOCK_BOOTTIME): %w", err)
 	}
 	return uint64(ts.Nano()) / uint64(time.Second/ClockTicks), nil
+}
+
+// BootTime returns the time the machine booted, to the second: the btime line of /proc/stat.
+func BootTime() (time.Time, error) {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("boot time: %w", err)
+	}
+	st, err := fs.Stat()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("boot time from /proc/stat: %w", err)
+	}
+	return time.Unix(int64(st.BootTime), 0), nil
 }
 
 // StartedAt returns the wall-clock time a process with this StartTime started, to a tick

@@ -116,3 +116,20 @@ func startSleeper(t *testing.T) Proc {
 	}
 	return p
 }
+
+// TestBootTime: the boot time of /proc/stat (to the second) agrees with the one CLOCK_BOOTTIME
+// gives (StartedAt of a start time of 0), and precedes our own start.
+func TestBootTime(t *testing.T) {
+	t.Parallel()
+	boot, err := BootTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := StartedAt(0).Sub(boot); d < -2*time.Second || d > 2*time.Second {
+		t.Errorf("BootTime = %v, CLOCK_BOOTTIME says %v", boot, StartedAt(0))
+	}
+	own, err := OwnStat()
+	if err != nil || StartedAt(own.StartTime).Before(boot) {
+		t.Errorf("own start %v (%v) before boot %v", StartedAt(own.StartTime), err, boot)
+	}
+}

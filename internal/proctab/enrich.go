@@ -202,6 +202,37 @@ func MemoryOf(pid int) (Memory, error) {
 	return Memory{RSS: int64(s.VmRSS), RSSAnon: int64(s.RssAnon)}, nil
 }
 
+// StatusUIDs returns the user ids of the Uid line of /proc/<pid>/status: real, effective, saved
+// set and file system. Unlike the environment, the status file is readable for any process.
+func StatusUIDs(pid int) ([]int, error) {
+	path := procPath(pid, "status")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read uids of pid %d: %w", pid, err)
+	}
+	return parseUIDs(string(b), path)
+}
+
+// parseUIDs parses the Uid line of a status text read from path (named in errors).
+func parseUIDs(status, path string) ([]int, error) {
+	rest, ok := statusLine(status, "Uid")
+	if !ok {
+		return nil, fmt.Errorf("%s: no Uid line", path)
+	}
+	var uids []int
+	for _, f := range strings.Fields(rest) {
+		uid, err := strconv.Atoi(f)
+		if err != nil || uid < 0 {
+			return nil, fmt.Errorf("%s: malformed Uid line %q", path, strings.TrimSpace(rest))
+		}
+		uids = append(uids, uid)
+	}
+	if len(uids) == 0 {
+		return nil, fmt.Errorf("%s: empty Uid line", path)
+	}
+	return uids, nil
+}
+
 // WithEnv lists the live processes (not zombies, which have no environment to read) other than
 // the caller whose environment holds the exact entry kv: the scan by cookie that test harnesses
 // and killtest's self-check use to find what a run left behind. Processes that vanish or

@@ -2,13 +2,10 @@ package proctab
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -56,52 +53,6 @@ func TestFDsOfSelf(t *testing.T) {
 	}
 	if !slices.IsSortedFunc(fds, func(a, b FD) int { return a.Num - b.Num }) {
 		t.Fatalf("fds not sorted: %v", fds)
-	}
-}
-
-func TestChildEnrichers(t *testing.T) {
-	t.Parallel()
-	cmd := exec.Command("sleep", "30")
-	cmd.Env = []string{"KILLTEST_RUN=enrich-test", "OTHER=1"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	pid := cmd.Process.Pid
-	// Wait for the exec: before it, the child shows our argv and environment.
-	waitFor(t, 5e9, func() bool {
-		args, err := Cmdline(pid)
-		return err == nil && len(args) == 2 && args[0] == "sleep"
-	})
-	for _, tt := range []struct {
-		kv   string
-		want bool
-	}{{"KILLTEST_RUN=enrich-test", true}, {"KILLTEST_RUN=enrich", false}, {"OTHER=1", true}, {"KILLTEST_RUN=enrich-test2", false}} {
-		got, err := HasEnv(pid, tt.kv)
-		if err != nil || got != tt.want {
-			t.Errorf("HasEnv(%q) = %v, %v; want %v", tt.kv, got, err, tt.want)
-		}
-	}
-	env, err := Environ(pid)
-	if err != nil || !slices.Contains(env, "OTHER=1") {
-		t.Errorf("Environ = %v, %v", env, err)
-	}
-	cg, err := Cgroup(pid)
-	self, err2 := Cgroup(os.Getpid())
-	if err != nil || err2 != nil || cg != self {
-		t.Errorf("Cgroup(child) = %q, %v; self %q, %v: want equal", cg, err, self, err2)
-	}
-	m, err := MemoryOf(pid)
-	if err != nil || m.RSS <= 0 || m.RSSAnon <= 0 || m.RSSAnon > m.RSS {
-		t.Errorf("MemoryOf = %+v, %v", m, err)
-	}
-	if rss, err := RSSAnon(pid); err != nil || rss != m.RSSAnon && rss <= 0 {
-		t.Errorf("RSSAnon = %d, %v", rss, err)
-	}
-	waitFor(t, 5e9, func() bool { return Wchan(pid) != "" }) // sleeping in the kernel
-	if _, err := HasEnv(1<<30, "X=1"); err == nil {
-		t.Error("HasEnv of a missing pid: want error")
 	}
 }
 
@@ -210,43 +161,6 @@ func TestParseDiagMsg(t *testing.T) {
 	msg[1] = 1 // ESTABLISHED
 	if _, ok := parseDiagMsg(msg); ok {
 		t.Fatal("non-LISTEN message accepted")
-	}
-}
-
-// TestWithEnv: a child carrying a unique entry is found, exactly once; an entry nobody carries
-// finds nothing; the caller itself is never listed, even when it carries the entry.
-func TestWithEnv(t *testing.T) {
-	t.Parallel()
-	kv := fmt.Sprintf("PROCTAB_WITHENV=%d", os.Getpid())
-	cmd := exec.Command("sleep", "30")
-	cmd.Env = []string{kv}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var found []Proc
-	waitFor(t, 5e9, func() bool {
-		var err error
-		found, err = WithEnv(kv)
-		return err == nil && len(found) == 1
-	})
-	if found[0].PID != cmd.Process.Pid {
-		t.Errorf("found pid %d, want %d", found[0].PID, cmd.Process.Pid)
-	}
-	if none, err := WithEnv(kv + "x"); err != nil || len(none) != 0 {
-		t.Errorf("WithEnv of an entry nobody has = %v, %v", none, err)
-	}
-	if path, ok := os.LookupEnv("PATH"); ok {
-		ps, err := WithEnv("PATH=" + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps {
-			if p.PID == os.Getpid() {
-				t.Error("the caller is listed")
-			}
-		}
 	}
 }
 

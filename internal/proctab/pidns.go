@@ -91,7 +91,7 @@ func CheckOwnProc() error {
 // A process that ends during the listing is skipped. With unreadable > 0, a namespace missing
 // from the set may still be alive.
 func PIDNamespaces(procNS uint64) (live map[uint64]bool, unreadable int, err error) {
-	pids, err := listPIDs()
+	pids, err := PIDs()
 	if err != nil {
 		return nil, 0, err
 	}
@@ -117,8 +117,10 @@ func PIDNamespaces(procNS uint64) (live map[uint64]bool, unreadable int, err err
 	return live, unreadable, nil
 }
 
-// listPIDs lists the numeric entries of /proc.
-func listPIDs() ([]int, error) {
+// PIDs lists the processes in /proc (its numeric entries), without reading anything of them:
+// cheaper than a Snapshot when each process is read some other way anyway. A process may end
+// between the listing and its reading.
+func PIDs() ([]int, error) {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
@@ -140,20 +142,27 @@ func listPIDs() ([]int, error) {
 // ParseNSpid returns the pids of the NSpid line of a /proc/<pid>/status text, from the
 // namespace of that /proc down to the process's own; nil when there is none or it is malformed.
 func ParseNSpid(status string) []int {
-	for line := range strings.SplitSeq(status, "\n") {
-		rest, ok := strings.CutPrefix(line, "NSpid:")
-		if !ok {
-			continue
-		}
-		var pids []int
-		for _, f := range strings.Fields(rest) {
-			n, err := strconv.Atoi(f)
-			if err != nil || n <= 0 {
-				return nil
-			}
-			pids = append(pids, n)
-		}
-		return pids
+	rest, ok := statusLine(status, "NSpid")
+	if !ok {
+		return nil
 	}
-	return nil
+	var pids []int
+	for _, f := range strings.Fields(rest) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil
+		}
+		pids = append(pids, n)
+	}
+	return pids
+}
+
+// statusLine returns what follows "key:" on the first such line of a /proc/<pid>/status text.
+func statusLine(status, key string) (string, bool) {
+	for line := range strings.SplitSeq(status, "\n") {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
+			return rest, true
+		}
+	}
+	return "", false
 }

@@ -2,6 +2,7 @@ package proctab
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -76,5 +77,13 @@ func TestOwnPIDNamespace(t *testing.T) {
 	live, _, err := PIDNamespaces(ns)
 	if err != nil || !live[ns] {
 		t.Fatalf("PIDNamespaces: %v, %v; want ours (%d) among them", live, err, ns)
+	}
+}
+
+func TestPIDs(t *testing.T) {
+	t.Parallel()
+	pids, err := PIDs()
+	if err != nil || !slices.Contains(pids, os.Getpid()) || slices.Contains(pids, 0) {
+		t.Fatalf("PIDs = %d pids, %v; want ours (%d) among them and no 0", len(pids), err, os.Getpid())
 	}
 }

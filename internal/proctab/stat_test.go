@@ -3,13 +3,9 @@ package proctab
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // statLine formats a stat line the way the kernel does (52 fields).
@@ -114,86 +110,6 @@ func FuzzParseStat(f *testing.F) {
 			t.Fatalf("round trip: %+v != %+v", again, p)
 		}
 	})
-}
-
-func TestSnapshotSeesChild(t *testing.T) {
-	t.Parallel()
-	cmd := exec.Command("sleep", "30")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	pid := cmd.Process.Pid
-	r := NewReader()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		snap, err := r.Snapshot(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var found *Proc
-		for i := range snap {
-			if snap[i].PID == pid {
-				found = &snap[i]
-			}
-		}
-		if found != nil && found.Comm == "sleep" {
-			if found.PPID != os.Getpid() || found.PGID != pid || found.StartTime == 0 || found.Threads != 1 {
-				t.Fatalf("child = %+v, want ppid %d, pgid %d", *found, os.Getpid(), pid)
-			}
-			one, err := Stat(pid)
-			if err != nil || one.Key() != found.Key() {
-				t.Fatalf("Stat(%d) = %+v, %v; want key %+v", pid, one, err, found.Key())
-			}
-			if len(snap) < 3 {
-				t.Fatalf("snapshot has %d processes", len(snap))
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("child %d not in snapshot (or not exec'ed yet)", pid)
-		}
-		<-time.After(10 * time.Millisecond) // poll with a deadline: exec has no signal to wait on
-	}
-}
-
-func TestStatZombieThenGone(t *testing.T) {
-	t.Parallel()
-	cmd := exec.Command("true")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := cmd.Process.Pid
-	// Not waited for yet: it must show up as a zombie of ours.
-	var zombie Proc
-	waitFor(t, 5*time.Second, func() bool {
-		p, err := Stat(pid)
-		zombie = p
-		return err == nil && p.State == 'Z' && p.PPID == os.Getpid()
-	})
-	if err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := Stat(pid)
-	if (err == nil && p.Key() == zombie.Key()) || (err != nil && !errors.Is(err, os.ErrNotExist)) {
-		t.Fatalf("Stat of a reaped pid = %+v, %v; want ErrNotExist", p, err)
-	}
-}
-
-// waitFor polls cond every 10ms until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(timeout)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("condition not met within %s", timeout)
-		}
-	}
 }
 
 // dirent encodes one linux_dirent64 record.

@@ -81,11 +81,7 @@ func (id Identity) Local(self Identity) bool {
 
 // startTime reads field 22 of /proc/self/stat.
 func startTime() (uint64, error) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, fmt.Errorf("worker identity: %w", err)
-	}
-	p, err := proctab.ParseStat(b)
+	p, err := proctab.OwnStat()
 	if err != nil {
 		return 0, fmt.Errorf("worker identity: %w", err)
 	}

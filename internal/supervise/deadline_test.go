@@ -59,9 +59,8 @@ func stoppedWorkerDeadline(t *testing.T, timeout, grace time.Duration) (inconclu
 	}
 	// Runs before startMiniWorkerSpec's clean-up (which SIGKILLs the worker, stopped or not).
 	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGCONT) })
-	fs := mustFS(t)
 	workerStopped := func() bool {
-		pi, err := readProc(fs, worker)
+		pi, err := readProc(worker)
 		return err == nil && (pi.state == "T" || pi.state == "t")
 	}
 	poll := func(what string, within time.Duration, cond func() bool) time.Time {

@@ -40,7 +40,7 @@ func detect(ctx context.Context, cfg Config, log *slog.Logger) detection {
 	off := cfg.Disable
 	d.layers.ProcessGroup = !off.ProcessGroup
 	d.layers.Pdeathsig = !off.Pdeathsig
-	if _, err := os.Stat("/proc/self/environ"); err != nil {
+	if err := proctab.CheckOwnEnviron(); err != nil {
 		log.Warn("cookie layer off: /proc not readable", "err", err)
 	} else if err := proctab.CheckOwnProc(); err != nil {
 		// The pids in /proc are not ours: cookie scans and sweeps would judge other processes.
@@ -143,7 +143,8 @@ func probeInit(ctx context.Context, newPID bool) error {
 	return nil
 }
 
-// selfExe names the running binary even if its file was replaced or deleted since.
+// selfExe names the running binary even if its file was replaced or deleted since. It is a path
+// to execute, not a read of the process table, so it stays here rather than in proctab.
 const selfExe = "/proc/self/exe"
 
 // probeCommand re-executes this binary in init probe mode. A binary that does not call

@@ -381,11 +381,10 @@ func isNamespaceInit() bool {
 	if os.Getpid() != 1 || os.Getppid() != 0 {
 		return false
 	}
-	b, err := os.ReadFile("/proc/self/status")
+	ns, err := proctab.OwnNSpid()
 	if err != nil {
 		return false
 	}
-	ns := proctab.ParseNSpid(string(b))
 	return len(ns) >= 2 && ns[len(ns)-1] == 1
 }
 

@@ -3,8 +3,6 @@ package supervise
 import (
 	"fmt"
 
-	"github.com/prometheus/procfs"
-
 	"github.com/proxyline/proxyline/internal/proctab"
 )
 
@@ -21,7 +19,6 @@ import (
 // Any doubt (namespaces of other users' processes unreadable, /proc unreadable) leaves the entry
 // alone.
 type ownerJudge struct {
-	fs      procfs.FS
 	ns      uint64 // the sweeper's PID namespace
 	initial bool   // the sweeper is in the initial PID namespace
 	known   map[ownerID]verdict
@@ -39,8 +36,8 @@ type verdict struct {
 	skip string // "" unless the owner cannot be judged
 }
 
-func newOwnerJudge(fs procfs.FS, ns uint64) *ownerJudge {
-	return &ownerJudge{fs: fs, ns: ns, initial: ns == proctab.InitialPIDNamespace, known: map[ownerID]verdict{}}
+func newOwnerJudge(ns uint64) *ownerJudge {
+	return &ownerJudge{ns: ns, initial: ns == proctab.InitialPIDNamespace, known: map[ownerID]verdict{}}
 }
 
 // judge returns the verdict on o, reading /proc once per owner and scanning every process's
@@ -52,7 +49,7 @@ func (j *ownerJudge) judge(o ownerID) verdict {
 	var v verdict
 	switch {
 	case o.ns == j.ns:
-		v.dead = !alive(j.fs, o.pid, o.start)
+		v.dead = !alive(o.pid, o.start)
 	case !j.initial:
 		v.skip = fmt.Sprintf("skipped: owner in another PID namespace (pid:[%d]; this sweep runs in pid:[%d]): its pids cannot be judged here; sweep from its namespace, or from the initial one once that namespace is gone", o.ns, j.ns)
 	default:

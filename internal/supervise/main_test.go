@@ -16,8 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/procfs"
-
+	"github.com/proxyline/proxyline/internal/proctab"
 	"github.com/proxyline/proxyline/internal/testkit"
 )
 
@@ -129,22 +128,18 @@ func layersFromBits(bits string) Layers {
 // with a task id prefix.
 func cookieOwnedBy(t testing.TB, owner int, taskPrefix string) []int {
 	t.Helper()
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	procs, err := fs.AllProcs()
+	all, err := proctab.PIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pids []int
-	for _, p := range procs {
-		c, err := ParseCookie(procCookie(fs, p.PID))
+	for _, pid := range all {
+		c, err := ParseCookie(procCookie(pid))
 		if err != nil || c.OwnerPID != owner || !strings.HasPrefix(c.TaskID, taskPrefix) {
 			continue
 		}
-		if st, err := p.Stat(); err == nil && st.State != "Z" {
-			pids = append(pids, p.PID)
+		if st, err := readProc(pid); err == nil && st.state != "Z" {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
@@ -179,10 +174,9 @@ func describe(pids []int) string {
 // killCookieOwnedBy is the safety net of every test (t.Cleanup): SIGKILL, by pid, whatever
 // still carries a cookie of owner, after re-verifying it through a pidfd.
 func killCookieOwnedBy(t testing.TB, owner int, taskPrefix string) {
-	fs, _ := procfs.NewDefaultFS()
 	for _, pid := range cookieOwnedBy(t, owner, taskPrefix) {
-		raw := procCookie(fs, pid)
-		if m, err := openMember(fs, pid, 0, func(p int) bool { return procCookie(fs, p) == raw }); err == nil {
+		raw := procCookie(pid)
+		if m, err := openMember(pid, 0, func(p int) bool { return procCookie(p) == raw }); err == nil {
 			_ = m.signal(syscall.SIGKILL)
 			m.close()
 			t.Logf("safety net killed leftover %d", pid)
@@ -271,14 +265,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = testWriter{}
-
-func mustFS(t testing.TB) procfs.FS {
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fs
-}
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, nil))

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proxyline/proxyline/internal/proctab"
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
 // nsInitEnv makes the test binary the init of a new PID and mount namespace (started with
@@ -170,16 +171,15 @@ func startNSWorker(t *testing.T, name, base string) *nsWorker {
 // tasks lists the live processes carrying the worker's cookie.
 func (w *nsWorker) tasks(t *testing.T) []int {
 	t.Helper()
-	fs := mustFS(t)
-	procs, err := fs.AllProcs()
+	all, err := proctab.PIDs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var pids []int
-	for _, p := range procs {
-		if c := procCookie(fs, p.PID); strings.HasPrefix(c, w.cookie) {
-			if st, err := p.Stat(); err == nil && st.State != "Z" {
-				pids = append(pids, p.PID)
+	for _, pid := range all {
+		if c := procCookie(pid); strings.HasPrefix(c, w.cookie) {
+			if st, err := readProc(pid); err == nil && st.state != "Z" {
+				pids = append(pids, pid)
 			}
 		}
 	}
@@ -292,8 +292,8 @@ func TestSweepAcrossPIDNamespaces(t *testing.T) {
 	}
 	_ = w.cmd.Process.Kill() // the namespace's init: the kernel kills the whole namespace
 	<-w.waited
-	waitFor(t, 30*time.Second, "the dead namespace's processes gone", func() bool { return len(w.tasks(t)) == 0 })
-	waitFor(t, 30*time.Second, "the dead namespace's pid namespace gone", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the dead namespace's processes gone", func() bool { return len(w.tasks(t)) == 0 })
+	testkit.WaitFor(t, 30*time.Second, "the dead namespace's pid namespace gone", func() bool {
 		live, _, err := proctab.PIDNamespaces(ownNS(t))
 		return err == nil && !live[nsOfOwner(t, w.owner)]
 	})
@@ -391,16 +391,4 @@ func nsOfOwner(t *testing.T, owner string) uint64 {
 		t.Fatalf("owner %q: %v", owner, err)
 	}
 	return ns
-}
-
-// waitFor polls cond until it holds, failing the test after within.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond) // poll with a deadline
-	}
 }

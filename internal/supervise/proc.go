@@ -3,12 +3,10 @@ package supervise
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 
-	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/proxyline/proxyline/internal/proctab"
 )
 
 // procInfo is what the supervisor reads about one process.
@@ -20,26 +18,24 @@ type procInfo struct {
 	state string
 }
 
-func readProc(fs procfs.FS, pid int) (procInfo, error) {
-	p, err := fs.Proc(pid)
+// readProc reads pid's stat line through proctab.
+func readProc(pid int) (procInfo, error) {
+	st, err := proctab.Stat(pid)
 	if err != nil {
-		return procInfo{}, fmt.Errorf("read /proc/%d: %w", pid, err)
+		return procInfo{}, err
 	}
-	st, err := p.Stat()
-	if err != nil {
-		return procInfo{}, fmt.Errorf("read /proc/%d/stat: %w", pid, err)
-	}
-	return procInfo{pid: pid, ppid: st.PPID, pgid: st.PGRP, start: st.Starttime, state: st.State}, nil
+	return infoOf(st), nil
+}
+
+// infoOf is what the supervisor needs of a stat line.
+func infoOf(st proctab.Proc) procInfo {
+	return procInfo{pid: st.PID, ppid: st.PPID, pgid: st.PGID, start: st.StartTime, state: string(rune(st.State))}
 }
 
 // procCookie returns the raw cookie in /proc/<pid>/environ ("" if none or unreadable: zombies
 // and kernel threads have an empty environ).
-func procCookie(fs procfs.FS, pid int) string {
-	p, err := fs.Proc(pid)
-	if err != nil {
-		return ""
-	}
-	env, err := p.Environ()
+func procCookie(pid int) string {
+	env, err := proctab.Environ(pid)
 	if err != nil {
 		return ""
 	}
@@ -48,11 +44,11 @@ func procCookie(fs procfs.FS, pid int) string {
 }
 
 // alive reports whether pid runs and still has the given start time (so it is the same process).
-func alive(fs procfs.FS, pid int, start uint64) bool {
+func alive(pid int, start uint64) bool {
 	if pid <= 0 {
 		return false
 	}
-	pi, err := readProc(fs, pid)
+	pi, err := readProc(pid)
 	return err == nil && pi.start == start && pi.state != "Z" && pi.state != "X"
 }
 
@@ -68,7 +64,7 @@ type member struct {
 // is the one expected: same start time (when start != 0) and check(pid) true. Verifying after
 // opening closes the race: if the pid was reused before pidfd_open, the check sees the new
 // process and fails; if it is reused after, the pidfd still names the old one.
-func openMember(fs procfs.FS, pid int, start uint64, check func(pid int) bool) (member, error) {
+func openMember(pid int, start uint64, check func(pid int) bool) (member, error) {
 	if pid <= 1 {
 		return member{}, fmt.Errorf("refuse to act on pid %d", pid)
 	}
@@ -76,7 +72,7 @@ func openMember(fs procfs.FS, pid int, start uint64, check func(pid int) bool) (
 	if err != nil {
 		return member{}, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	pi, err := readProc(fs, pid)
+	pi, err := readProc(pid)
 	if err != nil || (start != 0 && pi.start != start) || (check != nil && !check(pid)) {
 		unix.Close(fd)
 		return member{}, fmt.Errorf("process %d changed identity: %w", pid, errGone)
@@ -113,26 +109,3 @@ func (m member) reap() {
 }
 
 func (m member) close() { unix.Close(m.fd) }
-
-// ownChildren lists the children of this process, from /proc/self/task/*/children: a handful
-// of reads instead of a scan of the whole process table. An orphan re-parented to us as
-// subreaper appears under one of our threads.
-func ownChildren() ([]int, error) {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return nil, fmt.Errorf("list own threads: %w", err)
-	}
-	var pids []int
-	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
-		if err != nil {
-			continue // the thread ended
-		}
-		for f := range strings.FieldsSeq(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids, nil
-}

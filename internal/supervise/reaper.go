@@ -64,7 +64,7 @@ func (r *reaper) scan() {
 	s := r.s
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
-	children, err := ownChildren()
+	children, err := proctab.OwnChildren()
 	if err != nil {
 		s.log.Warn("orphan scan", "err", err)
 		return
@@ -73,21 +73,21 @@ func (r *reaper) scan() {
 		if _, ok := r.adopted[pid]; ok || s.isChild(pid) {
 			continue
 		}
-		pi, err := readProc(s.fs, pid)
+		pi, err := readProc(pid)
 		if err != nil || pi.ppid != s.self.pid {
 			continue
 		}
 		if pi.state == "Z" {
 			// A zombie has no environ left; it is ours if it died in one of our task cgroups.
 			if cg, _ := proctab.Cgroup(pid); s.ownerDir != "" && strings.Contains(cg, "/"+filepath.Base(s.ownerDir)+"/") {
-				if m, err := openMember(s.fs, pid, pi.start, nil); err == nil {
+				if m, err := openMember(pid, pi.start, nil); err == nil {
 					m.reap()
 					m.close()
 				}
 			}
 			continue
 		}
-		m, err := openMember(s.fs, pid, pi.start, s.ownsCookie)
+		m, err := openMember(pid, pi.start, s.ownsCookie)
 		if err != nil {
 			continue
 		}
@@ -98,6 +98,6 @@ func (r *reaper) scan() {
 
 // ownsCookie reports whether pid carries a cookie naming this supervisor.
 func (s *Supervisor) ownsCookie(pid int) bool {
-	c, err := ParseCookie(procCookie(s.fs, pid))
+	c, err := ParseCookie(procCookie(pid))
 	return err == nil && c.owner() == s.owner
 }

@@ -354,29 +354,28 @@ func initDeadlineFor(timeout, grace time.Duration) initDeadline {
 // signal (in the task cgroup, or found by cookie when the Cookie layer is on), and processes
 // only reported (found by cookie with the Cookie layer off).
 func (t *task) survivors() (members, reported []member) {
-	fs := t.s.fs
 	if t.cgDir != "" {
 		for _, pid := range treeProcs(t.cgDir) { // the task's sub-cgroups too
 			if pid == t.pid {
 				continue
 			}
-			if m, err := openMember(fs, pid, 0, t.inCgroup); err == nil {
+			if m, err := openMember(pid, 0, t.inCgroup); err == nil {
 				members = append(members, m)
 			}
 		}
 		return members, nil
 	}
-	procs, err := fs.AllProcs()
+	pids, err := proctab.PIDs()
 	if err != nil {
 		t.s.log.Warn("scan processes for the task cookie", "task", t.id, "err", err)
 		return nil, nil
 	}
-	hasCookie := func(pid int) bool { return procCookie(fs, pid) == t.cookie }
-	for _, p := range procs {
-		if p.PID == t.pid || p.PID == t.s.self.pid || !hasCookie(p.PID) {
+	hasCookie := func(pid int) bool { return procCookie(pid) == t.cookie }
+	for _, pid := range pids {
+		if pid == t.pid || pid == t.s.self.pid || !hasCookie(pid) {
 			continue
 		}
-		m, err := openMember(fs, p.PID, 0, hasCookie)
+		m, err := openMember(pid, 0, hasCookie)
 		if err != nil {
 			continue
 		}
@@ -425,7 +424,7 @@ func (t *task) signalAll(members []member, sig syscall.Signal) {
 	targets, opened := t.cgroupTargets(members)
 	defer closeMembers(opened)
 	inGroup := func(pid int) bool {
-		pi, err := readProc(t.s.fs, pid)
+		pi, err := readProc(pid)
 		return err == nil && pi.pgid == t.pid
 	}
 	// The group id is the pid we started. Signal it only while that process has not been waited
@@ -468,7 +467,7 @@ func (t *task) cgroupTargets(members []member) (targets, opened []member) {
 			continue
 		}
 		have[pid] = true
-		if m, err := openMember(t.s.fs, pid, 0, t.inCgroup); err == nil {
+		if m, err := openMember(pid, 0, t.inCgroup); err == nil {
 			targets = append(targets, m)
 			opened = append(opened, m)
 		}
@@ -517,7 +516,7 @@ func (t *task) waitGone(members []member, waitCh <-chan struct{}, deadline time.
 // It runs whatever the Subreaper layer says: PR_SET_CHILD_SUBREAPER is per process, so another
 // Supervisor in the same program may have set it.
 func (t *task) reapZombies() {
-	children, err := ownChildren()
+	children, err := proctab.OwnChildren()
 	if err != nil {
 		return
 	}
@@ -525,14 +524,14 @@ func (t *task) reapZombies() {
 		if t.s.isChild(pid) {
 			continue
 		}
-		pi, err := readProc(t.s.fs, pid)
+		pi, err := readProc(pid)
 		if err != nil || pi.ppid != t.s.self.pid || pi.state != "Z" {
 			continue
 		}
 		if pi.pgid != t.pid && !t.inCgroup(pid) {
 			continue
 		}
-		if m, err := openMember(t.s.fs, pid, pi.start, nil); err == nil {
+		if m, err := openMember(pid, pi.start, nil); err == nil {
 			m.reap()
 			m.close()
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/proxyline/proxyline/internal/testkit"
 )
 
 // stopLayerSets are the layer sets under which a stop is checked: every layer; no PID namespace
@@ -174,7 +176,7 @@ func TestInitRemovesTaskDirOnWorkerSIGKILL(t *testing.T) {
 	}
 	<-waited
 	waitNoCookie(t, cmd.Process.Pid, "", 10*time.Second)
-	waitFor(t, 10*time.Second, "the killed worker's task directory removed by its task's init", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the killed worker's task directory removed by its task's init", func() bool {
 		_, err := os.Lstat(dir)
 		return errors.Is(err, os.ErrNotExist)
 	})

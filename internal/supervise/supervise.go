@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/procfs"
-
 	"github.com/proxyline/proxyline/internal/lifecycle"
 	"github.com/proxyline/proxyline/internal/proctab"
 )
@@ -46,7 +44,6 @@ type Supervisor struct {
 	// the prefix of its task ids.
 	instance string
 	log      *slog.Logger
-	fs       procfs.FS
 	self     procInfo
 	owner    ownerID // self's identity in cookies, cgroup and task directory names
 	grace    time.Duration
@@ -82,11 +79,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return nil, fmt.Errorf("open /proc: %w", err)
-	}
-	self, owner, err := readSelf(fs)
+	self, owner, err := readSelf()
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +98,6 @@ func New(cfg Config) (*Supervisor, error) {
 		name:     sanitizeName(cfg.Name),
 		instance: sanitizeName(cfg.Name) + "-" + hex.EncodeToString(suffix[:]),
 		log:      log,
-		fs:       fs,
 		self:     self,
 		owner:    owner,
 		grace:    cmp.Or(cfg.Grace, defaultGrace),
@@ -119,12 +111,8 @@ func New(cfg Config) (*Supervisor, error) {
 
 // readSelf reads this process's identity: its pid (in its own PID namespace), its start time
 // (through /proc/self, right even when /proc belongs to an outer namespace) and its namespace.
-func readSelf(fs procfs.FS) (procInfo, ownerID, error) {
-	p, err := fs.Self()
-	if err != nil {
-		return procInfo{}, ownerID{}, fmt.Errorf("read own process: %w", err)
-	}
-	st, err := p.Stat()
+func readSelf() (procInfo, ownerID, error) {
+	st, err := proctab.OwnStat()
 	if err != nil {
 		return procInfo{}, ownerID{}, fmt.Errorf("read own process: %w", err)
 	}
@@ -132,7 +120,7 @@ func readSelf(fs procfs.FS) (procInfo, ownerID, error) {
 	if err != nil {
 		return procInfo{}, ownerID{}, fmt.Errorf("read own process: %w", err)
 	}
-	self := procInfo{pid: os.Getpid(), ppid: os.Getppid(), pgid: st.PGRP, start: st.Starttime, state: st.State}
+	self := procInfo{pid: os.Getpid(), ppid: os.Getppid(), pgid: st.PGID, start: st.StartTime, state: string(rune(st.State))}
 	return self, ownerID{ns: ns, pid: self.pid, start: self.start}, nil
 }
 

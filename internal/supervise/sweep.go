@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/procfs"
-
 	"github.com/proxyline/proxyline/internal/proctab"
 )
 
@@ -132,12 +130,8 @@ func Sweep(ctx context.Context, cfg SweepConfig) (SweepReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("sweep refused: %w", err)
 	}
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return rep, fmt.Errorf("open /proc: %w", err)
-	}
-	j := newOwnerJudge(fs, ns)
-	found, err := findLeftovers(fs, cfg, j)
+	j := newOwnerJudge(ns)
+	found, err := findLeftovers(cfg, j)
 	if err != nil {
 		return rep, err
 	}
@@ -176,18 +170,18 @@ type leftovers struct {
 // and cfg.Name, when set), and those whose owner cannot be judged (skipped). Unless DryRun, it
 // opens a pidfd to each dead owner's process and re-verifies its start time and cookie through
 // /proc right after (HYGIENE trap 1); one that changed is marked "gone".
-func findLeftovers(fs procfs.FS, cfg SweepConfig, j *ownerJudge) (leftovers, error) {
+func findLeftovers(cfg SweepConfig, j *ownerJudge) (leftovers, error) {
 	var found leftovers
-	procs, err := fs.AllProcs()
+	pids, err := proctab.PIDs()
 	if err != nil {
-		return found, fmt.Errorf("list processes: %w", err)
+		return found, err
 	}
-	boot, self := bootTime(fs), os.Getpid()
-	for _, p := range procs {
-		if p.PID == self {
+	boot, self := bootTime(), os.Getpid()
+	for _, pid := range pids {
+		if pid == self {
 			continue
 		}
-		raw := procCookie(fs, p.PID)
+		raw := procCookie(pid)
 		if raw == "" {
 			continue
 		}
@@ -199,14 +193,14 @@ func findLeftovers(fs procfs.FS, cfg SweepConfig, j *ownerJudge) (leftovers, err
 		if !v.dead && v.skip == "" {
 			continue
 		}
-		lo, ok := leftoverOf(p, raw, c, boot)
+		lo, ok := leftoverOf(pid, raw, c, boot)
 		if !ok {
 			continue
 		}
 		if v.skip != "" {
 			lo.Action = v.skip
 		} else if !cfg.DryRun {
-			m, err := openMember(fs, p.PID, lo.StartTime, func(pid int) bool { return procCookie(fs, pid) == raw })
+			m, err := openMember(pid, lo.StartTime, func(pid int) bool { return procCookie(pid) == raw })
 			if err != nil {
 				lo.Action = "gone"
 			} else {
@@ -221,19 +215,19 @@ func findLeftovers(fs procfs.FS, cfg SweepConfig, j *ownerJudge) (leftovers, err
 
 // leftoverOf describes process p, whose cookie raw names the dead owner of c. It is false when p
 // ended meanwhile.
-func leftoverOf(p procfs.Proc, raw string, c Cookie, boot time.Time) (Leftover, bool) {
-	st, err := p.Stat()
+func leftoverOf(pid int, raw string, c Cookie, boot time.Time) (Leftover, bool) {
+	st, err := readProc(pid)
 	if err != nil {
 		return Leftover{}, false
 	}
-	cmdline, _ := p.CmdLine()
-	cg, _ := proctab.Cgroup(p.PID)
+	cmdline, _ := proctab.Cmdline(pid)
+	cg, _ := proctab.Cgroup(pid)
 	lo := Leftover{
-		PID: p.PID, PPID: st.PPID, StartTime: st.Starttime, State: st.State, Cmdline: cmdline,
+		PID: pid, PPID: st.ppid, StartTime: st.start, State: st.state, Cmdline: cmdline,
 		Cookie: raw, Owner: c.Owner(), Cgroup: cg, Action: "would stop",
 	}
 	if !boot.IsZero() {
-		lo.Started = boot.Add(time.Duration(st.Starttime) * time.Second / userHZ)
+		lo.Started = boot.Add(time.Duration(st.start) * time.Second / userHZ)
 		lo.Age = time.Since(lo.Started).Round(time.Second).String()
 	}
 	return lo, true
@@ -323,12 +317,13 @@ func sweepCgroups(cfg SweepConfig, j *ownerJudge, log *slog.Logger) ([]StaleCgro
 // userHZ is the clock tick of stat field 22; 100 on every Linux we run on (procfs assumes it too).
 const userHZ = 100
 
-func bootTime(fs procfs.FS) time.Time {
-	st, err := fs.Stat()
+// bootTime is the machine's boot time, zero when /proc/stat cannot tell.
+func bootTime() time.Time {
+	t, err := proctab.BootTime()
 	if err != nil {
 		return time.Time{}
 	}
-	return time.Unix(int64(st.BootTime), 0)
+	return t
 }
 
 // treeProcs lists the pids in a cgroup and its descendants.

@@ -26,7 +26,7 @@ func deadOwner(t *testing.T) ownerID {
 		t.Fatal(err)
 	}
 	<-out.ready
-	pi, err := readProc(mustFS(t), cmd.Process.Pid)
+	pi, err := readProc(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func ownNS(t testing.TB) uint64 {
 // selfOwner is this process's identity as an owner.
 func selfOwner(t testing.TB) ownerID {
 	t.Helper()
-	self, err := readProc(mustFS(t), os.Getpid())
+	self, err := readProc(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestSweepSparesDecoy(t *testing.T) {
 	if p := dry.Processes[0]; p.Owner != dead.Owner() || len(p.Cmdline) == 0 || p.Cmdline[0] != "mubeng" || p.Started.IsZero() {
 		t.Errorf("evidence incomplete: %+v", p)
 	}
-	if !alive(mustFS(t), leftover.Process.Pid, dry.Processes[0].StartTime) {
+	if !alive(leftover.Process.Pid, dry.Processes[0].StartTime) {
 		t.Fatal("dry run touched the leftover")
 	}
 
@@ -160,7 +160,7 @@ func TestStartSweepsPredecessor(t *testing.T) {
 		t.Errorf("another supervisor's leftover %d was swept: %v", other.Process.Pid, err)
 	}
 	if err := syscall.Kill(leftover.Process.Pid, 0); err == nil {
-		if pi, err := readProc(mustFS(t), leftover.Process.Pid); err == nil && pi.state != "Z" {
+		if pi, err := readProc(leftover.Process.Pid); err == nil && pi.state != "Z" {
 			t.Errorf("predecessor's leftover %d still runs", leftover.Process.Pid)
 		}
 	}

@@ -242,16 +242,15 @@ func (o *Observer) deniedLocked(n *negEntry, sp *proctab.Proc, err error) {
 
 // uidsOf returns the "Uid:" line of a process's status (readable by anyone), for evidence.
 func uidsOf(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	uids, err := proctab.StatusUIDs(pid)
 	if err != nil {
 		return "uid unknown"
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			return "uids " + strings.Join(strings.Fields(rest), "/")
-		}
+	s := make([]string, len(uids))
+	for i, u := range uids {
+		s[i] = strconv.Itoa(u)
 	}
-	return "uid unknown"
+	return "uids " + strings.Join(s, "/")
 }
 
 // inTreeLocked reports whether sp descends from the harness. It follows the parent chain in the
