@@ -10,7 +10,6 @@ const (
 	mubeng      = "needs mubeng, which is not installed here (internal/killtest/cli runs it where the machine has it)"
 	apt         = "installs Debian packages"
 	celery      = "needs Celery, Redis and mubeng; internal/killtest/cli TestCelerySystems runs these scenarios"
-	builtinNS   = "a built-in scenario: TestBuiltinSuite runs it; inside this test's PID namespace its queue workers lose tasks (not investigated)"
 	deploy      = "installs into /etc and /usr/local and drives systemd: a production host's set-up (deploy/systemd's test verifies the units)"
 	watch       = "watches a deployed system through its watch file (internal/killtest/watch and killtest/cli TestWatch* run watch against a leaky system)"
 	placeholder = "PORT stands for the address the log gives"
@@ -49,7 +48,6 @@ var notRunnable = map[string]string{
 	"docs/check.md: proxyline check -f proxies.txt -c 100 --exec 'mubeng -f {in} --check -o {out} -t {timeout} -g {concurrency}'":                 mubeng,
 	"docs/check.md: proxyline check -f proxies.txt --exec-pty --exec 'mubeng -f {in} --check -o {out} -t {timeout}'":                              mubeng,
 	"docs/killtest.md: bin/killtest run --bin bin":                                                                                                suite,
-	"docs/killtest.md: bin/killtest run --bin bin test5-worker-sigkill-mid-task":                                                                  builtinNS,
 	"docs/killtest.md: bin/killtest run --runs 20 --seed 1 my-system.yaml":                                                                        runs,
 	"docs/killtest.md: apt-get install -y --no-install-recommends python3-celery python3-redis redis-server util-linux":                           apt,
 	"docs/killtest.md: go build -o bin/ ./cmd/killtest ./cmd/proxyline && ln -s /path/to/mubeng bin/":                                             mubeng,
