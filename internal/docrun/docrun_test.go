@@ -50,8 +50,9 @@ var longRunning = map[string]string{
 // judges replace the docs' placeholder judges, its CA is ca.pem; proxyline.db holds its proxies,
 // enqueued. Other substitutions: `go run ./cmd/X` runs the built X; `go build -o bin/ ./cmd/...`
 // links the built programs into bin/ (they are built once, by testkit); /tmp/ is the block's
-// own tmp/. A command that fails fails the test with its file:line and the end of its output.
-// Commands in notRunnable do not run.
+// own tmp/. A block that calls the console's API gets a checked pool and proxyline ui
+// (consoleSetup). A command that fails, or whose output is not what outputs says, fails the test
+// with its file:line and the end of its output. Commands in notRunnable do not run.
 func TestDocCommands(t *testing.T) {
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "needs root for network and PID namespaces (unshare)")
