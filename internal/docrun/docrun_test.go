@@ -50,13 +50,14 @@ var longRunning = map[string]string{
 // judges replace the docs' placeholder judges, its CA is ca.pem; proxyline.db holds its proxies,
 // enqueued. Other substitutions: `go run ./cmd/X` runs the built X; `go build -o bin/ ./cmd/...`
 // links the built programs into bin/ (they are built once, by testkit); /tmp/ is the block's
-// own tmp/. A command that fails fails the test with its file:line and the end of its output.
-// Commands in notRunnable do not run.
+// own tmp/. A block that calls the console's API gets a checked pool and proxyline ui
+// (consoleSetup). A command that fails, or whose output is not what outputs says, fails the test
+// with its file:line and the end of its output. Commands in notRunnable do not run.
 func TestDocCommands(t *testing.T) {
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "needs root for network and PID namespaces (unshare)")
 	}
-	for _, tool := range []string{"unshare", "ip", "bash", "curl"} {
+	for _, tool := range []string{"unshare", "ip", "bash", "curl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			skipOrFail(t, tool+" is missing")
 		}
@@ -77,7 +78,7 @@ func TestDocCommands(t *testing.T) {
 		}
 		t.Run(fmt.Sprintf("%s:%d", b.file, b.line), func(t *testing.T) {
 			t.Parallel()
-			runBlock(t, script, bin, fixtures)
+			runBlock(t, b, script, bin, fixtures)
 		})
 	}
 }
@@ -118,7 +119,7 @@ func allBlocks(t *testing.T, root string) []block {
 		}
 		for _, b := range bs {
 			for _, c := range b.cmds {
-				used[c.file+": "+c.text] = true
+				used[c.key()] = true
 			}
 		}
 		blocks = append(blocks, bs...)
@@ -126,6 +127,11 @@ func allBlocks(t *testing.T, root string) []block {
 	for k := range notRunnable {
 		if !used[k] {
 			t.Errorf("notRunnable names a command that no doc has (edited or removed?): %q", k)
+		}
+	}
+	for k := range outputs {
+		if !used[k] {
+			t.Errorf("outputs names a command that no doc has (edited or removed?): %q", k)
 		}
 	}
 	for k := range allowedExit {
@@ -136,8 +142,9 @@ func allBlocks(t *testing.T, root string) []block {
 	return blocks
 }
 
-// runBlock runs one block's script in new network, PID and mount namespaces.
-func runBlock(t *testing.T, script, bin, fixtures string) {
+// runBlock runs the script of block b in new network, PID and mount namespaces, then checks the
+// outputs of its commands (outputs).
+func runBlock(t *testing.T, b block, script, bin, fixtures string) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "block.sh")
 	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
@@ -165,6 +172,9 @@ func runBlock(t *testing.T, script, bin, fixtures string) {
 	if err != nil && !failed {
 		t.Errorf("block script: %v (timeout %s)\n%s\nscript:\n%s", err, blockTimeout, tail(out.String(), 40), script)
 	}
+	for _, bad := range checkOutputs(b, dir) {
+		t.Error(bad)
+	}
 }
 
 // tail returns the last n lines of s.
@@ -173,23 +183,82 @@ func tail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// substitutions make a doc command run here: the lab for the internet, built programs for go
-// run and go build, the block's tmp/ for /tmp/.
-var substitutions = []struct {
-	re   *regexp.Regexp
-	with string
-}{
-	{regexp.MustCompile(`\bgo run \./cmd/(proxyline|killtest)\b`), "$1"},
-	{regexp.MustCompile(`\bgo build -o bin/ (\./cmd/[a-z.]+ ?)+`), "true "},
-	{regexp.MustCompile(`https://judge\.example/`), `"$$JUDGE_TLS"`},
-	{regexp.MustCompile(`http://(your-judge|judge\.example|judge|127\.0\.0\.2):8080/`), `"$$JUDGE"`},
-	{regexp.MustCompile(`(^|[\s"'=])/tmp/`), `${1}$$T/tmp/`},
+// substitution makes a doc command run here: a match of re becomes lit (a regexp template, for
+// the match's groups), then a reference to the script variable env if one is named, then after.
+// The reference is written for where the match stands: "$V" outside quotes, ${V} inside double
+// quotes, '"$V"' inside single quotes (so a URL in single quotes can name the lab's judge).
+type substitution struct {
+	re       *regexp.Regexp
+	lit, env string
+	after    string
+}
+
+// substitutions stand the lab in for the internet, the built programs for go run and go build,
+// the block's tmp/ for /tmp/, and a proxy of the lab's pool for the docs' example proxy.
+var substitutions = []substitution{
+	{re: regexp.MustCompile(`\bgo run \./cmd/(proxyline|killtest)\b`), lit: "$1"},
+	{re: regexp.MustCompile(`\bgo build -o bin/ (\./cmd/[a-z.]+ ?)+`), lit: "true "},
+	{re: regexp.MustCompile(`https://judge\.example(:8443)?/`), env: "JUDGE_TLS"},
+	{re: regexp.MustCompile(`http://(your-judge|judge\.example|judge|127\.0\.0\.2):8080/`), env: "JUDGE"},
+	{re: regexp.MustCompile(`(^|[\s"'=])/tmp/`), lit: "${1}", env: "T", after: "/tmp/"},
+	{re: regexp.MustCompile(`\b127\.0\.0\.9:34603\b`), env: "PROXY_ADDR"},
 }
 
 // substitute applies substitutions to a command's text.
 func substitute(s string) string {
 	for _, sub := range substitutions {
-		s = sub.re.ReplaceAllString(s, sub.with)
+		s = sub.apply(s)
 	}
 	return s
+}
+
+// apply replaces every match of sub in s.
+func (sub substitution) apply(s string) string {
+	var out strings.Builder
+	last := 0
+	for _, m := range sub.re.FindAllStringSubmatchIndex(s, -1) {
+		out.WriteString(s[last:m[0]])
+		lit := string(sub.re.ExpandString(nil, sub.lit, s, m))
+		out.WriteString(lit)
+		if sub.env != "" {
+			out.WriteString(reference(sub.env, quoteAt(s, m[0]+len(lit))))
+		}
+		out.WriteString(sub.after)
+		last = m[1]
+	}
+	out.WriteString(s[last:])
+	return out.String()
+}
+
+// reference is a reference to the shell variable name, written for the quoting q it stands in.
+func reference(name string, q byte) string {
+	switch q {
+	case '\'':
+		return `'"$` + name + `"'`
+	case '"':
+		return "${" + name + "}"
+	default:
+		return `"$` + name + `"`
+	}
+}
+
+// quoteAt returns the quoting in force at offset i of the shell text s: 0 (none), a single quote
+// or a double quote. It follows quotes and backslashes, not the nesting of $(...) inside double
+// quotes, which the substituted texts do not need.
+func quoteAt(s string, i int) byte {
+	var q byte
+	for j := 0; j < i; j++ {
+		switch c := s[j]; {
+		case q == '\'' && c == '\'':
+			q = 0
+		case q == '\'':
+		case c == '\\':
+			j++
+		case q == '"' && c == '"':
+			q = 0
+		case q == 0 && (c == '\'' || c == '"'):
+			q = c
+		}
+	}
+	return q
 }

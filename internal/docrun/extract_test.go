@@ -15,6 +15,9 @@ type block struct {
 	file string // relative to the module root
 	line int    // of the first line inside the fence
 	cmds []command
+	// shown holds the ```json blocks that follow the block (blank lines between at most): the
+	// outputs the document shows for its commands.
+	shown []string
 }
 
 // command is one top-level shell statement of a block: what a reader would copy and run.
@@ -25,6 +28,9 @@ type command struct {
 	background  bool     // ends with &
 	call        []string // the words of a simple command ("" for a word that is not a literal)
 }
+
+// key names c in notRunnable, allowedExit and outputs: "file: text".
+func (c command) key() string { return c.file + ": " + c.text }
 
 // docs returns the documents whose commands run: README.md and docs/*.md.
 func docs(root string) ([]string, error) {
@@ -46,21 +52,31 @@ func extract(root, path string) ([]block, error) {
 	var blocks []block
 	var cur *strings.Builder
 	start := 0
+	inJSON, follows := false, false // follows: only blank lines and json blocks since the last sh block
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
+		trimmed := strings.TrimSpace(line)
 		switch {
-		case cur == nil && strings.TrimSpace(line) == "```sh":
+		case cur == nil && trimmed == "```sh":
 			cur, start = &strings.Builder{}, n+1
-		case cur != nil && strings.TrimSpace(line) == "```":
+		case cur == nil && trimmed == "```json" && follows:
+			cur, inJSON = &strings.Builder{}, true
+		case cur != nil && trimmed == "```" && inJSON:
+			last := &blocks[len(blocks)-1]
+			last.shown = append(last.shown, cur.String())
+			cur, inJSON = nil, false
+		case cur != nil && trimmed == "```":
 			b, err := parseBlock(rel, start, cur.String())
 			if err != nil {
 				return nil, err
 			}
 			blocks = append(blocks, b)
-			cur = nil
+			cur, follows = nil, true
 		case cur != nil:
 			cur.WriteString(line + "\n")
+		case trimmed != "":
+			follows = false
 		}
 	}
 	if cur != nil {

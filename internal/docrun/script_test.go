@@ -51,8 +51,39 @@ JUDGE_TLS=$(sed -n 2p fixture-lab/judge.txt)
 proxyline enqueue --judge "$JUDGE" -t 2s proxies.txt >enqueue.log 2>&1 || fail "setup: proxyline enqueue" "$(out enqueue.log)"
 `
 
-// epilogue stops what the block left running in the background, then the lab.
+// consoleSetup prepares a block that calls the console's API (docs/api.md): a worker checks the
+// pool the prelude enqueued and stops once the queue has drained; ui.auth holds credentials; the
+// example proxy of the docs becomes a live transparent HTTP proxy of the lab. The function
+// console starts proxyline ui on its default address, 127.0.0.1:8081, before each API command:
+// open (no credentials) or with --auth-file ui.auth when the command sends ui.auth's credentials,
+// restarting it when that changes, since a server with credentials refuses requests without.
+const consoleSetup = `( exec proxyline worker ) >drain.log 2>&1 &
+w=$!
+if ready $w drain.log "worker started" "setup: proxyline worker"; then
+  proxyline status --wait 60s >drain-status.log 2>&1 || fail "setup: proxyline status --wait 60s" "$(out drain-status.log)"
+  stop $w drain.log "setup: proxyline worker"
+fi
+(umask 077 && echo "admin:$(head -c 18 /dev/urandom | base64)" >ui.auth)
+PROXY_ADDR=$(jq -r 'select(.kind == "transparent") | .proxy' fixture-lab/truth.jsonl | sed -n 's,^http://,,p' | head -n 1)
+[ -n "$PROXY_ADDR" ] || fail setup "no live transparent HTTP proxy in fixture-lab/truth.jsonl"
+console_pid= console_mode= console_n=0
+# console MODE WHERE: proxyline ui serving, open or with ui.auth (MODE auth), for the command at WHERE.
+console() {
+  [ "$console_mode" = "$1" ] && return 0
+  [ -z "$console_pid" ] || stop $console_pid console.$console_n.log "setup: proxyline ui ($console_mode)"
+  console_n=$((console_n + 1)) console_mode=$1
+  local auth=()
+  [ "$1" = open ] || auth=(--auth-file ui.auth)
+  ( exec proxyline ui "${auth[@]}" ) >console.$console_n.log 2>&1 &
+  console_pid=$!
+  ready $console_pid console.$console_n.log "serving " "$2: setup: proxyline ui ($1)"
+}
+`
+
+// epilogue stops what the block left running in the background, then the console if the block
+// had one, then the lab.
 const epilogue = `for ((i = ${#bg[@]} - 1; i >= 0; i--)); do stop ${bg[i]}; done
+[ -z "${console_pid:-}" ] || stop $console_pid console.$console_n.log "setup: proxyline ui ($console_mode)"
 stop $lab fixture-lab.log "setup: proxyline lab"
 exit $failed
 `
@@ -61,15 +92,25 @@ exit $failed
 func blockScript(b block) (string, int) {
 	var s strings.Builder
 	s.WriteString(prelude)
+	if slices.ContainsFunc(b.cmds, func(c command) bool { return runnable(c) && callsAPI(c) }) {
+		s.WriteString(consoleSetup)
+	}
 	n := 0
 	for i, c := range b.cmds {
-		key := c.file + ": " + c.text
+		key := c.key()
 		if why, ok := notRunnable[key]; ok {
 			fmt.Fprintf(&s, "# %s: not run: %s\n", c.where, why)
 			continue
 		}
 		n++
-		log := fmt.Sprintf("out.%d", i)
+		log := outLog(i)
+		if callsAPI(c) {
+			mode := "open"
+			if strings.Contains(c.text, "cat ui.auth") {
+				mode = "auth"
+			}
+			fmt.Fprintf(&s, "console %s %s\n", mode, shq(c.where))
+		}
 		if ready, ok := readyLine(c); ok {
 			fmt.Fprintf(&s, "( exec %s ) >%s 2>&1 &\npid=$!\n", substitute(c.src), log)
 			fmt.Fprintf(&s, "if ready $pid %s %s %s; then ", log, shq(ready), shq(c.where))
@@ -91,6 +132,18 @@ func blockScript(b block) (string, int) {
 	s.WriteString(epilogue)
 	return s.String(), n
 }
+
+// runnable reports whether TestDocCommands runs c.
+func runnable(c command) bool {
+	_, ok := notRunnable[c.key()]
+	return !ok
+}
+
+// outLog is the file that holds the output of the block's i-th command.
+func outLog(i int) string { return fmt.Sprintf("out.%d", i) }
+
+// callsAPI reports whether c asks the console's JSON API on its default address.
+func callsAPI(c command) bool { return strings.Contains(c.text, "http://127.0.0.1:8081/api/") }
 
 // readyLine returns the ready log line of a long-running proxyline command.
 func readyLine(c command) (string, bool) {

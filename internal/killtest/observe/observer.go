@@ -121,15 +121,22 @@ func (o *Observer) HarnessPID() int { return o.self }
 // Start makes the harness a child subreaper (a failure is recorded in Capabilities, not
 // returned), takes a first sample synchronously and starts sampling in the background; it
 // returns once the first sample is in. ctx bounds the start-up only: the observer samples until
-// Stop. It returns an error when /proc cannot be read or ctx has ended (nothing is left running
-// then, and the subreaper flag is restored); lifecycle.ErrStarted when called twice,
-// lifecycle.ErrStopped after Stop.
+// Stop. It returns an error when /proc cannot be read, is not the view of this process's PID
+// namespace (proctab.ErrForeignProc), or ctx has ended (nothing is left running then, and the
+// subreaper flag is restored); lifecycle.ErrStarted when called twice, lifecycle.ErrStopped
+// after Stop.
 func (o *Observer) Start(ctx context.Context) error {
 	return o.life.Start(func() error { return o.startUp(ctx) })
 }
 
 func (o *Observer) startUp(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("observer: start: %w", err)
+	}
+	// Every pid the observer reads in /proc and signals by number must name the same process:
+	// in a PID namespace whose /proc is another namespace's (unshare --pid without --mount-proc)
+	// they name other processes, and every verdict would be about strangers.
+	if err := proctab.CheckOwnProc(); err != nil {
 		return fmt.Errorf("observer: start: %w", err)
 	}
 	o.mu.Lock()
