@@ -28,7 +28,7 @@ const (
 	Base      Layer = iota + 1 // shared by everything: /proc, secrets, listening rule, lifecycle, proxy values
 	Mechanism                  // one mechanism each: checking, the pool, supervision; killtest's observer and detectors
 	Service                    // long-lived services built from mechanisms: queue, rotator, scraper, lab; killtest's runner
-	App                        // what `proxyline run` serves: the run service, console, API, web UI, metrics
+	App                        // what `proxyline run` serves (the run service, console, API, web UI, metrics); the runs of check and demo
 	CLI                        // flags to options to one call
 	Cmd                        // thin mains and benchmark programs
 	Test                       // test support
@@ -75,6 +75,8 @@ var Layers = map[string]Layer{
 	"internal/metrics":                 App,
 	"internal/console":                 App,
 	"internal/run":                     App,
+	"internal/checkrun":                App,
+	"internal/demo":                    App,
 	"internal/cli":                     CLI,
 	"internal/killtest/human":          Mechanism,
 	"internal/killtest/history":        Mechanism,
