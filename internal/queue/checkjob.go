@@ -79,7 +79,7 @@ func (w *Worker) checkJob(ctx context.Context, log *slog.Logger, job *river.Job[
 		if w.stopping.Load() && ctx.Err() != nil {
 			return nil, true, river.JobSnooze(0)
 		}
-		return nil, true, w.jobFailed(job, fmt.Errorf("prepare checker for job %d: %w", job.ID, err))
+		return nil, true, w.jobFailed(ctx, log, job, fmt.Errorf("prepare checker for job %d: %w", job.ID, err))
 	}
 	results, err = chk.CheckChunk(ctx, given)
 	if ctx.Err() != nil {
@@ -94,7 +94,7 @@ func (w *Worker) checkJob(ctx context.Context, log *slog.Logger, job *river.Job[
 		return nil, true, fmt.Errorf("job %d: %w", job.ID, context.Cause(ctx))
 	}
 	if err != nil {
-		return nil, true, w.jobFailed(job, fmt.Errorf("check chunk of job %d: %w", job.ID, err))
+		return nil, true, w.jobFailed(ctx, log, job, fmt.Errorf("check chunk of job %d: %w", job.ID, err))
 	}
 	if len(results) != len(given) {
 		return nil, true, fmt.Errorf("job %d: checker returned %d results for %d proxies", job.ID, len(results), len(given))
@@ -103,9 +103,15 @@ func (w *Worker) checkJob(ctx context.Context, log *slog.Logger, job *river.Job[
 }
 
 // jobFailed returns err for River to retry the job, unless it is a setup error (check.ErrSetup):
-// not the job's fault, so not counted against it.
-func (w *Worker) jobFailed(job *river.Job[CheckArgs], err error) error {
+// not the job's fault, so not counted against it. A set-up error of a job that is no longer this
+// execution's is not counted either (nil: the job is left alone): a worker paused during the
+// set-up (a judge's request in flight when SIGSTOPped) finds its deadlines passed when it wakes,
+// and that says nothing of its set-up; counted, such failures could stop a worker that works.
+func (w *Worker) jobFailed(ctx context.Context, log *slog.Logger, job *river.Job[CheckArgs], err error) error {
 	if errors.Is(err, check.ErrSetup) {
+		if w.lost(ctx, log, job.JobRow) {
+			return nil
+		}
 		return w.setup.failed(job.JobRow, err)
 	}
 	return err

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/proxyline/proxyline/internal/check"
 	"github.com/proxyline/proxyline/internal/queue"
+	"github.com/proxyline/proxyline/internal/testkit"
 	"github.com/proxyline/proxyline/proxy"
 )
 
@@ -119,5 +122,64 @@ func TestSetupRecovers(t *testing.T) {
 	}
 	if n := scalar(t, st, `SELECT count(*) FROM river_job WHERE attempt <> 1`); n != 0 {
 		t.Errorf("%d jobs used more than one attempt", n)
+	}
+}
+
+// TestSetupFailureOfALostJobNotCounted: a set-up that fails for a job taken over meanwhile (a
+// worker paused while it prepared its checker: its deadlines passed when it woke) is not counted
+// against the worker's set-up, and the job is left alone. Before, the worker logged "worker
+// set-up failed" at ERROR, counted it, and with enough such jobs stopped itself (seen as a flake
+// of TestPausedWorkerLeavesJobAlone: worker A SIGSTOPped during the judge's request).
+func TestSetupFailureOfALostJobNotCounted(t *testing.T) {
+	t.Parallel()
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := open(t, database(t, engine))
+			ids, err := st.EnqueueChecks(ctx, queue.Split(proxies(2), "list", 2), queue.CheckOptions{Judge: "http://127.0.0.2:1/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gate := make(chan struct{})
+			var logs testkit.Buffer
+			w, err := st.NewWorker(queue.WorkerConfig{ParseProxy: proxy.Parse, Concurrency: 1, SetupFailureLimit: 1,
+				NewChecker: func(ctx context.Context, _ queue.CheckOptions) (queue.Checker, error) {
+					select {
+					case <-gate:
+					case <-ctx.Done():
+					}
+					return nil, fmt.Errorf("prepare: judge: i/o timeout: %w", check.ErrSetup)
+				},
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop(context.Background())
+			testkit.WaitFor(t, 60*time.Second, "the job running", func() bool { return jobState(t, st, ids[0]) == "running" })
+			// Another worker takes the job over while this one is "paused" in its set-up.
+			markRunning(t, st, ids[0], 2, "host/20/200")
+			close(gate)
+			testkit.WaitFor(t, 60*time.Second, "the worker's verdict on its failed set-up", func() bool {
+				return strings.Contains(logs.String(), "was taken over") || strings.Contains(logs.String(), "worker set-up failed")
+			})
+			testkit.WaitFor(t, 60*time.Second, "the fence leaving the job alone", func() bool {
+				return strings.Contains(logs.String(), "left a job alone") || strings.Contains(logs.String(), "worker cannot work")
+			})
+			select {
+			case <-w.Failed():
+				t.Errorf("the worker gave up: %v", w.Err())
+			default:
+			}
+			if strings.Contains(logs.String(), "worker set-up failed") {
+				t.Errorf("a lost job's set-up failure was counted:\n%s", logs.String())
+			}
+			if got := readJob(t, st, ids[0]); got.State != "running" || got.Attempt != 2 {
+				t.Errorf("the job taken over was touched: %+v", got)
+			}
+		})
 	}
 }
