@@ -54,6 +54,27 @@ func jobCounts(t *testing.T, db string) (map[string]int64, int64) {
 	return s.Jobs, used
 }
 
+// countRows runs a count query on the SQLite queue at db (read-only).
+func countRows(t *testing.T, db, query string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	st, err := queue.Open(ctx, queue.Config{Database: db, Access: queue.ReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.DB().Query(ctx, query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var n int64
+	if !rows.Next() || rows.Scan(&n) != nil {
+		t.Fatalf("%s: no count", query)
+	}
+	return n
+}
+
 // TestWorkerRefusesBrokenExec: a worker whose --exec program cannot be found, or whose template is
 // invalid, exits 2 at start with a clear message, before it opens the database: the queue is
 // untouched (and a database that does not exist is not created).
@@ -126,6 +147,38 @@ func TestWorkerSetupBreaksAtRunTime(t *testing.T) {
 	jobs, used := jobCounts(t, db)
 	if jobs["available"]+jobs["scheduled"] != 4 || jobs["discarded"] != 0 || jobs["retryable"] != 0 || used != 0 {
 		t.Errorf("jobs %v, %d with an attempt or error: want all 4 still to run, untouched", jobs, used)
+	}
+}
+
+// TestWorkerToolAlwaysFails: an --exec tool that runs but fails on every chunk (`exit 1`,
+// whatever it is given) is the worker's set-up, not the proxies' fault: once it failed on 3
+// chunks in a row before any job completed, its failures are logged at ERROR and hand the jobs
+// back without using an attempt, and the worker stops with exit 3. The first failures use one
+// attempt each, as a bad chunk's would: no job is discarded, none used more than one attempt.
+// Before, the worker discarded the whole queue, five attempts a job, at INFO.
+func TestWorkerToolAlwaysFails(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "q.db")
+	tool := writeTestFile(t, t.TempDir(), "tool", "#!/bin/sh\necho 'tool: cannot work' >&2\nexit 1\n", 0o755)
+	enqueueList(t, db, 12, 2)
+	w := startMain(t, procOpts{}, "worker", "--database", db, "--concurrency", "2", "--exec", tool+" {in} {out}")
+	code := w.wait(t, 3*time.Minute)
+	log := w.stderr.String()
+	if code != ExitError {
+		t.Errorf("worker exit %d, want %d\n%s", code, ExitError, log)
+	}
+	for _, want := range []string{"level=ERROR", "worker set-up failed", "without using an attempt",
+		"the checker failed on 3 chunks in a row and has not checked one since this worker started", "worker cannot work"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("worker log does not say %q\n%s", want, log)
+		}
+	}
+	jobs, _ := jobCounts(t, db)
+	if jobs["discarded"] != 0 || jobs["completed"] != 0 || jobs["cancelled"] != 0 {
+		t.Errorf("jobs %v: want none discarded, completed or cancelled", jobs)
+	}
+	if n := countRows(t, db, `SELECT count(*) FROM river_job WHERE coalesce(json_array_length(errors), 0) > 1`); n != 0 {
+		t.Errorf("%d jobs used more than one attempt on the tool's failures", n)
 	}
 }
 

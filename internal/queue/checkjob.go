@@ -94,10 +94,11 @@ func (w *Worker) checkJob(ctx context.Context, log *slog.Logger, job *river.Job[
 		return nil, true, fmt.Errorf("job %d: %w", job.ID, context.Cause(ctx))
 	}
 	if err != nil {
-		return nil, true, w.jobFailed(ctx, log, job, fmt.Errorf("check chunk of job %d: %w", job.ID, err))
+		return nil, true, w.jobFailed(ctx, log, job, w.setup.checkerFailed(fmt.Errorf("check chunk of job %d: %w", job.ID, err)))
 	}
 	if len(results) != len(given) {
-		return nil, true, fmt.Errorf("job %d: checker returned %d results for %d proxies", job.ID, len(results), len(given))
+		err := fmt.Errorf("job %d: checker returned %d results for %d proxies", job.ID, len(results), len(given))
+		return nil, true, w.jobFailed(ctx, log, job, w.setup.checkerFailed(err))
 	}
 	return results, false, nil
 }

@@ -8,10 +8,15 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/proxyline/proxyline/internal/check"
 )
 
 // Defaults of the set-up guard (WorkerConfig.SetupFailureLimit and SetupBackoff).
 const (
+	// unprovenLimit is how many checker failures in a row, before this worker completed any
+	// job, make the next ones count as the worker's set-up.
+	unprovenLimit            = 3
 	defaultSetupFailureLimit = 5
 	defaultSetupBackoff      = time.Second
 	maxSetupBackoff          = 30 * time.Second
@@ -27,6 +32,12 @@ const (
 // counted (about 15 s of unbroken failure with the defaults), the guard trips: the worker stops
 // and its process exits 3, leaving the jobs to workers that can work. A job that completes resets
 // the count.
+//
+// A checker that fails on every chunk (an --exec tool that exits 1 whatever it is given, a
+// mistyped flag of it) is the worker's set-up too, but its failures look like a chunk's. Until
+// the worker has completed one job, the unprovenLimit-th checker failure in a row and the ones
+// after it are taken as set-up failures (the first ones use an attempt each, as a bad chunk's
+// would); once a job completed, the checker works here and its failures are the chunks' again.
 type setupGuard struct {
 	limit   int
 	backoff time.Duration
@@ -36,6 +47,8 @@ type setupGuard struct {
 	count   int       // guarded by mu: failures counted in a row
 	next    time.Time // guarded by mu: failures before this belong to the last counted step
 	err     error     // guarded by mu: the failure that tripped the guard
+	proven  bool      // guarded by mu: a job completed since the worker started
+	failing int       // guarded by mu: checker failures in a row while not proven
 	tripped chan struct{}
 }
 
@@ -78,8 +91,25 @@ func (g *setupGuard) failed(job *rivertype.JobRow, err error) error {
 // ok records that a job completed: the set-up works.
 func (g *setupGuard) ok() {
 	g.mu.Lock()
-	g.count = 0
+	g.count, g.proven, g.failing = 0, true, 0
 	g.mu.Unlock()
+}
+
+// checkerFailed classifies a failure of the checker on a chunk: err as it is (the chunk's), or
+// wrapped in check.ErrSetup when the worker has not completed a job yet and the checker has now
+// failed unprovenLimit times in a row.
+func (g *setupGuard) checkerFailed(err error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.proven {
+		return err
+	}
+	g.failing++
+	if g.failing < unprovenLimit {
+		return err
+	}
+	return fmt.Errorf("%w: the checker failed on %d chunks in a row and has not checked one since this worker started: %w",
+		check.ErrSetup, g.failing, err)
 }
 
 // cause returns the error that tripped the guard, or nil.
