@@ -242,6 +242,33 @@ stall:
 	t.Errorf("no orphans check in the report:\n%s", stdout.String())
 }
 
+// stalledScenarios returns the scenarios of a report whose only departure from a pass is an
+// orphans UNKNOWN of a stalled harness (bounds it could not settle, or a gap in its samples); it
+// fails t for any scenario that departs otherwise.
+func stalledScenarios(t *testing.T, s suiteJSON) []string {
+	t.Helper()
+	var out []string
+	for _, sc := range s.Scenarios {
+		if sc.Verdict == "pass" {
+			continue
+		}
+		var other []string
+		for _, ch := range sc.Checks {
+			stall := ch.Name == "orphans" && ch.Verdict == "unknown" &&
+				(strings.Contains(ch.Summary, "could not tell whether") || strings.Contains(ch.Summary, "took no sample of the process table"))
+			if ch.Verdict != "pass" && !stall {
+				other = append(other, ch.Name+" "+ch.Verdict+": "+ch.Summary)
+			}
+		}
+		if len(other) > 0 || sc.HarnessError != "" {
+			t.Errorf("%s: %s %v %s", sc.Name, sc.Verdict, other, sc.HarnessError)
+			continue
+		}
+		out = append(out, sc.Name)
+	}
+	return out
+}
+
 // needPyqueue skips a pyqueue case when python3, script or Redis on 127.0.0.1:6379 is missing,
 // and fails it instead under CI, where they must be there: a missing dependency must never let
 // the case pass (or vanish) silently.
@@ -621,10 +648,21 @@ func TestBuiltinSuite(t *testing.T) {
 	start := time.Now()
 	res := killtest(t, "run", "--bin", bin, "--out", out, "--json", js, "--seed", "1")
 	t.Logf("built-in suite: exit %d in %v\n%s", res.code, time.Since(start), res.stdout)
-	if res.code != 0 {
+	s := readJSON(t, js)
+	if res.code == 2 {
+		// A harness starved of CPU answers UNKNOWN on orphans (a true answer: it could not
+		// tell). Such a scenario is run once more on its own; UNKNOWN again, or anything else
+		// that is not a pass, fails the test.
+		for _, name := range stalledScenarios(t, s) {
+			again := killtest(t, "run", "--bin", bin, "--out", t.TempDir(), "--seed", "1", name)
+			t.Logf("%s stalled (orphans UNKNOWN), run again: exit %d\n%s", name, again.code, again.stdout)
+			if again.code != 0 {
+				t.Errorf("%s: exit %d on its second run, want 0\n%s\n%s", name, again.code, again.stdout, again.stderr)
+			}
+		}
+	} else if res.code != 0 {
 		t.Errorf("built-in suite: exit %d, want 0 (every scenario passes)\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
-	s := readJSON(t, js)
 	if len(s.Scenarios) < 6 {
 		t.Errorf("%d scenarios ran, want the 6 built-ins", len(s.Scenarios))
 	}
