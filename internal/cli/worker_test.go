@@ -42,16 +42,7 @@ func jobCounts(t *testing.T, db string) (map[string]int64, int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := st.DB().Query(ctx, `SELECT count(*) FROM river_job WHERE attempt > 0 OR errors IS NOT NULL`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var used int64
-	if !rows.Next() || rows.Scan(&used) != nil {
-		t.Fatal("count used jobs")
-	}
-	return s.Jobs, used
+	return s.Jobs, countRows(t, db, `SELECT count(*) FROM river_job WHERE attempt > 0 OR errors IS NOT NULL`)
 }
 
 // countRows runs a count query on the SQLite queue at db (read-only).

@@ -45,13 +45,7 @@ func TestPausedWorkerLeavesJobAlone(t *testing.T) {
 			// stopped as soon as it runs both jobs and before worker B starts (which took 30 s
 			// at load 35, when the old 5 s jobs had completed before the stop): the only bound
 			// left is A's job timeout (8 s, so that its jobs have timed out when it wakes).
-			l, lines := startLab(t, lab.Config{Slow: 4, SlowDelay: 100 * time.Millisecond, HoldSlow: true})
-			t.Cleanup(l.ReleaseSlow) // before the lab's Stop (clean-ups run last first)
-			list := writeList(t, lines)
-			if code, out, errOut := run(t, time.Minute, "enqueue", "--database", db, "--chunk", "2", "--judge", l.JudgeURL(), "-t", "4m", list); code != 0 {
-				t.Fatalf("enqueue exit %d: %s %s", code, out, errOut)
-			}
-			st := open(t, db)
+			l, lines, st := heldJobs(t, db)
 			ctx := context.Background()
 			// No worker hands back a job by its age (--rescue-after 5m): once woken, A's rescuer
 			// would take B's held jobs away (attempts 3 and 4, seen); B takes A's over by A's
@@ -162,13 +156,7 @@ func TestPausedWorkerRescuedByAge(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			db := database(t, engine)
-			l, lines := startLab(t, lab.Config{Slow: 4, SlowDelay: 100 * time.Millisecond, HoldSlow: true})
-			t.Cleanup(l.ReleaseSlow) // before the lab's Stop (clean-ups run last first)
-			list := writeList(t, lines)
-			if code, out, errOut := run(t, time.Minute, "enqueue", "--database", db, "--chunk", "2", "--judge", l.JudgeURL(), "-t", "4m", list); code != 0 {
-				t.Fatalf("enqueue exit %d: %s %s", code, out, errOut)
-			}
-			st := open(t, db)
+			l, lines, st := heldJobs(t, db)
 			flags := []string{"worker", "--database", db, "--concurrency", "2", "--job-timeout", "15s", "--rescue-after", "20s", "--dead-after", "10m"}
 			a := start(t, "workerA", flags...)
 			testkit.WaitFor(t, 60*time.Second, "worker A running both jobs", func() bool {
@@ -233,6 +221,19 @@ func awaitLeftAlone(a *proc, d time.Duration) int {
 			return n
 		}
 	}
+}
+
+// heldJobs starts a lab whose 4 slow proxies hold every check until released, enqueues them at
+// db in 2 jobs of 2, and opens the store.
+func heldJobs(t *testing.T, db string) (*lab.Lab, []string, *queue.Store) {
+	t.Helper()
+	l, lines := startLab(t, lab.Config{Slow: 4, SlowDelay: 100 * time.Millisecond, HoldSlow: true})
+	t.Cleanup(l.ReleaseSlow) // before the lab's Stop (clean-ups run last first)
+	list := writeList(t, lines)
+	if code, out, errOut := run(t, time.Minute, "enqueue", "--database", db, "--chunk", "2", "--judge", l.JudgeURL(), "-t", "4m", list); code != 0 {
+		t.Fatalf("enqueue exit %d: %s %s", code, out, errOut)
+	}
+	return l, lines, open(t, db)
 }
 
 // many turns one finalising write into the batch form River's completer sends.
