@@ -4,54 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/proxyline/proxyline/internal/lab"
+	"github.com/proxyline/proxyline/internal/testdb"
 	"github.com/proxyline/proxyline/internal/testkit"
 )
-
-// pgSchema creates a fresh schema in the PostgreSQL database "test" at 127.0.0.1:5432 (trust
-// authentication: a password in the URL is accepted and ignored) and drops it when t ends.
-// Without PostgreSQL the test is skipped, unless CI is set: then it fails.
-func pgSchema(t *testing.T) string {
-	t.Helper()
-	const base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at 127.0.0.1:5432 unreachable (CI is set): %v", err)
-		}
-		t.Skipf("PostgreSQL at 127.0.0.1:5432 unreachable: %v", err)
-	}
-	defer conn.Close(context.Background())
-	schema := "plc_" + randomHex(6)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schema
-}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -70,7 +32,7 @@ var labPassword = regexp.MustCompile(`pw-[0-9]+`)
 // is not a URL. No password may appear; nor may the lab proxies' passwords in any log.
 func TestSecretsNeverShown(t *testing.T) {
 	t.Parallel()
-	schema := pgSchema(t)
+	schema := testdb.PostgresSchema(t)
 	l, err := lab.Start(context.Background(), lab.Config{HTTP: 2, HTTPAuth: 2, SOCKS5Auth: 2, Refused: 1})
 	if err != nil {
 		t.Fatal(err)

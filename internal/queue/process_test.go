@@ -38,8 +38,13 @@ type proc struct {
 // if it still runs, and waits for it.
 func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(proxylineBinary(t), args...)
+	return startCmd(t, name, exec.Command(proxylineBinary(t), args...))
+}
+
+// startCmd starts cmd (proxyline, or a wrapper that execs it) at debug level, as start does.
+func startCmd(t testing.TB, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	p.cmd.Env = append(os.Environ(), "PROXYLINE_LOG_LEVEL=debug")
 	if err := p.cmd.Start(); err != nil {

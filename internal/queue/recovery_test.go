@@ -25,29 +25,7 @@ func startMachine(t *testing.T, host string, args ...string) *proc {
 	t.Helper()
 	argv := append([]string{"--uts", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
 		"sh", "-c", `hostname "$1" && shift && exec "$@"`, "sh", host, proxylineBinary(t)}, args...)
-	p := &proc{name: host, done: make(chan struct{})}
-	p.cmd = exec.Command("unshare", argv...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.Env = append(os.Environ(), "PROXYLINE_LOG_LEVEL=debug")
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", host, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", p.name, lastLines(p.stderr.String(), 40))
-		}
-	})
-	return p
+	return startCmd(t, host, exec.Command("unshare", argv...))
 }
 
 // nsInit returns the pid (in this namespace) of the init of the machine p started: unshare's

@@ -38,6 +38,14 @@ func Database(t testing.TB, engine string) string {
 	if engine == queue.EngineSQLite {
 		return filepath.Join(t.TempDir(), "queue.db")
 	}
+	return postgresBase + "&search_path=" + PostgresSchema(t)
+}
+
+// PostgresSchema creates a fresh schema in the PostgreSQL test database (127.0.0.1:5432,
+// database test, user postgres, trust authentication) and drops it when t ends; it returns the
+// schema's name. Without PostgreSQL t is skipped, unless CI is set: then it fails.
+func PostgresSchema(t testing.TB) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn := connectPostgres(t, ctx)
@@ -61,7 +69,7 @@ func Database(t testing.TB, engine string) string {
 			t.Errorf("drop schema %s: %v", schema, err)
 		}
 	})
-	return postgresBase + "&search_path=" + schema
+	return schema
 }
 
 // connectPostgres connects to the test database, or skips t when PostgreSQL is not there (fails

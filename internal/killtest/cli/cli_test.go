@@ -63,17 +63,38 @@ type suiteJSON struct {
 	Verdict   string `json:"verdict"`
 	ExitCode  int    `json:"exit_code"`
 	Scenarios []struct {
-		Name         string `json:"name"`
-		Verdict      string `json:"verdict"`
-		HarnessError string `json:"harness_error"`
-		CleanupError string `json:"cleanup_error"`
-		Reproduce    string `json:"reproduce"`
-		Checks       []struct {
-			Name    string `json:"name"`
-			Verdict string `json:"verdict"`
-			Summary string `json:"summary"`
-		} `json:"checks"`
+		Name         string      `json:"name"`
+		Verdict      string      `json:"verdict"`
+		HarnessError string      `json:"harness_error"`
+		CleanupError string      `json:"cleanup_error"`
+		Reproduce    string      `json:"reproduce"`
+		Checks       []checkJSON `json:"checks"`
 	} `json:"scenarios"`
+}
+
+// checkJSON is one check of a scenario in a JSON report.
+type checkJSON struct {
+	Name    string `json:"name"`
+	Verdict string `json:"verdict"`
+	Summary string `json:"summary"`
+}
+
+func (c checkJSON) check() checkJSON { return c }
+
+// checkFailures returns the names of the failed checks, sorted, and fails t for each unknown one.
+func checkFailures[C interface{ check() checkJSON }](t *testing.T, checks []C) []string {
+	t.Helper()
+	var failed []string
+	for _, c := range checks {
+		switch ch := c.check(); ch.Verdict {
+		case "fail":
+			failed = append(failed, ch.Name)
+		case "unknown":
+			t.Errorf("check %s unknown: %s", ch.Name, ch.Summary)
+		}
+	}
+	sort.Strings(failed)
+	return failed
 }
 
 func readJSON(t *testing.T, path string) suiteJSON {
@@ -145,17 +166,7 @@ func TestKnownSystems(t *testing.T) {
 			if sc.HarnessError != "" || sc.CleanupError != "" {
 				t.Fatalf("harness: %q cleanup: %q", sc.HarnessError, sc.CleanupError)
 			}
-			var failed []string
-			for _, ch := range sc.Checks {
-				switch ch.Verdict {
-				case "fail":
-					failed = append(failed, ch.Name)
-				case "unknown":
-					t.Errorf("check %s unknown: %s", ch.Name, ch.Summary)
-				}
-			}
-			sort.Strings(failed)
-			if !slices.Equal(failed, c.failOnly) {
+			if failed := checkFailures(t, sc.Checks); !slices.Equal(failed, c.failOnly) {
 				t.Errorf("failed checks %v, want exactly %v\n%s", failed, c.failOnly, res.stdout)
 			}
 			if !strings.Contains(sc.Reproduce, "--seed 7") {
@@ -205,6 +216,7 @@ func TestStalledHarnessNeverPasses(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // ended already, unless the test stops early
 	var err error
 stall:
 	for {
